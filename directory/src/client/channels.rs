@@ -1,0 +1,77 @@
+//! One reusable gRPC channel per instance address.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+
+use crate::{DirectoryError, Result};
+
+/// How long to wait for a TCP connection before trying the next instance.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Connect and request timeouts of pooled channels.
+#[derive(Debug, Clone)]
+pub struct ChannelOptions {
+    /// Time allowed to establish a connection.
+    pub connect_timeout: Duration,
+    /// Deadline of each call; leave `None` for channels that carry long-lived streams.
+    pub request_timeout: Option<Duration>,
+}
+
+impl Default for ChannelOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: None,
+        }
+    }
+}
+
+/// Channels by address, created lazily and reused: one HTTP/2 connection per instance.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelPool {
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+    options: ChannelOptions,
+}
+
+impl ChannelPool {
+    /// An empty pool whose channels use `options`.
+    pub fn new(options: ChannelOptions) -> Self {
+        Self {
+            channels: Arc::default(),
+            options,
+        }
+    }
+
+    /// The channel to `address` (host:port), created on first use.
+    pub fn get(&self, address: &str) -> Result<Channel> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(channel) = channels.get(address) {
+            return Ok(channel.clone());
+        }
+        let channel = endpoint(address, &self.options)?.connect_lazy();
+        channels.insert(address.to_owned(), channel.clone());
+        Ok(channel)
+    }
+}
+
+/// An endpoint for `address` (host:port) with the given timeouts.
+pub fn endpoint(address: &str, options: &ChannelOptions) -> Result<Endpoint> {
+    let endpoint = Endpoint::from_shared(format!("http://{address}")).map_err(|error| {
+        DirectoryError::InvalidArgument {
+            field: "address",
+            reason: format!("{address:?} is not host:port: {error}"),
+        }
+    })?;
+    let endpoint = endpoint
+        .connect_timeout(options.connect_timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_while_idle(true);
+    Ok(match options.request_timeout {
+        Some(timeout) => endpoint.timeout(timeout),
+        None => endpoint,
+    })
+}

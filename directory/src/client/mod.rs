@@ -1,0 +1,17 @@
+//! The mesh client every service uses: registration, membership, routing and failover.
+//!
+//! Routing a message costs no directory call: a [`MembershipWatcher`] keeps the live members
+//! of a kind (fed by `Watch`) and a local hash ring, and keeps using what it knew while the
+//! directory is away.
+
+mod backoff;
+mod channels;
+mod failover;
+mod membership;
+mod registrar;
+
+pub use backoff::Backoff;
+pub use channels::{ChannelOptions, ChannelPool, DEFAULT_CONNECT_TIMEOUT, endpoint};
+pub use failover::{FailoverChannel, SUSPECT_PERIOD, is_unreachable};
+pub use membership::{MembershipView, MembershipWatcher};
+pub use registrar::{Registrar, RegistrarConfig};

@@ -1,0 +1,147 @@
+//! The gRPC server every owlmesh service runs: its own services, plus `grpc.health.v1` and
+//! server reflection (v1 and v1alpha) so `grpcurl list` and `describe` work everywhere.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::Mutex;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::body::Body;
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::Result;
+
+/// A gRPC server under construction: health and reflection are already in.
+pub struct GrpcServer {
+    routes: RoutesBuilder,
+    health: ServiceHealth,
+}
+
+/// Sets the health status of every service of one server at once.
+///
+/// A server starts NOT_SERVING; its owner marks it SERVING once its dependencies (database,
+/// upstream channels) are ready, and [`GrpcServer::serve`] marks it NOT_SERVING as soon as
+/// shutdown begins.
+#[derive(Clone)]
+pub struct ServiceHealth {
+    reporter: HealthReporter,
+    service_names: Vec<&'static str>,
+    /// The status last set, `None` until someone sets one.
+    status: Arc<Mutex<Option<ServingStatus>>>,
+}
+
+impl ServiceHealth {
+    /// Reports SERVING for the server ("") and each of its services.
+    pub async fn set_serving(&self) {
+        self.set(ServingStatus::Serving).await;
+    }
+
+    /// Reports NOT_SERVING for the server ("") and each of its services.
+    pub async fn set_not_serving(&self) {
+        self.set(ServingStatus::NotServing).await;
+    }
+
+    async fn set(&self, status: ServingStatus) {
+        *self.status.lock().await = Some(status);
+        self.report(status).await;
+    }
+
+    /// Reports NOT_SERVING unless the owner already set a status.
+    async fn set_initial(&self) {
+        let mut current = self.status.lock().await;
+        if current.is_none() {
+            *current = Some(ServingStatus::NotServing);
+            self.report(ServingStatus::NotServing).await;
+        }
+    }
+
+    async fn report(&self, status: ServingStatus) {
+        self.reporter.set_service_status("", status).await;
+        for name in &self.service_names {
+            self.reporter.set_service_status(*name, status).await;
+        }
+    }
+}
+
+impl Default for GrpcServer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl GrpcServer {
+    /// A server with health and reflection for the owlmesh API.
+    pub fn new() -> Self {
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let mut routes = RoutesBuilder::default();
+        routes.add_service(health_service);
+        routes.add_service(
+            reflection_builder()
+                .build_v1()
+                .expect("the compiled descriptor sets are valid"),
+        );
+        routes.add_service(
+            reflection_builder()
+                .build_v1alpha()
+                .expect("the compiled descriptor sets are valid"),
+        );
+        Self {
+            routes,
+            health: ServiceHealth {
+                reporter,
+                service_names: Vec::new(),
+                status: Arc::default(),
+            },
+        }
+    }
+
+    /// Adds one of the service's gRPC services.
+    pub fn add_service<S>(mut self, service: S) -> Self
+    where
+        S: tower::Service<http::Request<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        self.health.service_names.push(S::NAME);
+        self.routes.add_service(service);
+        self
+    }
+
+    /// The handle that switches this server's health status.
+    pub fn health(&self) -> ServiceHealth {
+        self.health.clone()
+    }
+
+    /// Serves on `listener` until `shutdown` is cancelled, then drains in-flight calls.
+    pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) -> Result<()> {
+        let health = self.health.clone();
+        health.set_initial().await;
+        let signal = async move {
+            shutdown.cancelled().await;
+            health.set_not_serving().await;
+        };
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
+            .add_routes(self.routes.routes())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+            .await?;
+        Ok(())
+    }
+}
+
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(owlmesh_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}

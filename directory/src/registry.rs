@@ -1,0 +1,277 @@
+//! The directory's membership: leases, expiry, rings and change notification.
+//!
+//! All state is in memory (the directory is soft state). One mutex guards it; every
+//! operation is a few map updates, so contention stays low even with thousands of
+//! instances heartbeating.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use owlmesh_proto::v1::{Instance, Load, Membership};
+use tokio::sync::watch;
+
+use crate::ring::HashRouter;
+use crate::{DirectoryError, Result};
+
+/// Identifies an instance: its kind and id.
+type InstanceKey = (String, String);
+
+struct Entry {
+    instance: Instance,
+    expires_at: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    leases: HashMap<String, Entry>,
+    lease_of: BTreeMap<InstanceKey, String>,
+    /// Rings by kind, built on first use after a change of that kind's members.
+    rings: HashMap<String, HashRouter>,
+    version: u64,
+}
+
+/// Live membership with leases that expire unless renewed.
+pub struct Registry {
+    state: Mutex<State>,
+    changes: watch::Sender<u64>,
+    ttl: Duration,
+    started_at: Instant,
+}
+
+impl Registry {
+    /// An empty registry whose leases last `ttl` after each heartbeat.
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            state: Mutex::default(),
+            changes: watch::channel(0).0,
+            ttl,
+            started_at: Instant::now(),
+        }
+    }
+
+    /// The lease TTL.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Whether instances may still be re-registering after a directory start.
+    pub fn recovering(&self) -> bool {
+        self.started_at.elapsed() < self.ttl
+    }
+
+    /// A receiver that sees the membership version on every change.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Adds (or replaces, by kind and id) an instance and returns its new lease id.
+    pub fn register(&self, mut instance: Instance) -> String {
+        instance.registered_at_ms = unix_ms();
+        instance.last_seen_ms = instance.registered_at_ms;
+        let lease_id = uuid::Uuid::new_v4().simple().to_string();
+        let key = (instance.kind.clone(), instance.id.clone());
+        let mut state = self.lock();
+        if let Some(old_lease) = state.lease_of.remove(&key) {
+            state.leases.remove(&old_lease);
+        }
+        state.rings.remove(&instance.kind);
+        state.lease_of.insert(key, lease_id.clone());
+        let expires_at = Instant::now() + self.ttl;
+        state.leases.insert(
+            lease_id.clone(),
+            Entry {
+                instance,
+                expires_at,
+            },
+        );
+        self.bump(state);
+        lease_id
+    }
+
+    /// Renews a lease and records the instance's load.
+    pub fn heartbeat(&self, lease_id: &str, load: Option<Load>) -> Result<u64> {
+        let mut state = self.lock();
+        let entry = state
+            .leases
+            .get_mut(lease_id)
+            .ok_or_else(|| DirectoryError::LeaseNotFound(lease_id.to_owned()))?;
+        entry.expires_at = Instant::now() + self.ttl;
+        entry.instance.last_seen_ms = unix_ms();
+        if load.is_some() {
+            entry.instance.load = load;
+        }
+        Ok(state.version)
+    }
+
+    /// Ends a lease; returns whether it existed.
+    pub fn deregister(&self, lease_id: &str) -> bool {
+        let mut state = self.lock();
+        let removed = remove_lease(&mut state, lease_id);
+        if removed {
+            self.bump(state);
+        }
+        removed
+    }
+
+    /// Removes every lease whose TTL has passed; returns how many.
+    pub fn expire(&self, now: Instant) -> usize {
+        let mut state = self.lock();
+        let expired: Vec<String> = state
+            .leases
+            .iter()
+            .filter(|(_, entry)| entry.expires_at <= now)
+            .map(|(lease_id, _)| lease_id.clone())
+            .collect();
+        for lease_id in &expired {
+            remove_lease(&mut state, lease_id);
+        }
+        if !expired.is_empty() {
+            self.bump(state);
+        }
+        expired.len()
+    }
+
+    /// Live instances of `kind` (all kinds when empty), ordered by kind, then id.
+    pub fn list(&self, kind: &str) -> Membership {
+        let state = self.lock();
+        let instances = state
+            .lease_of
+            .iter()
+            .filter(|((instance_kind, _), _)| kind.is_empty() || instance_kind == kind)
+            .map(|(_, lease_id)| state.leases[lease_id].instance.clone())
+            .collect();
+        Membership {
+            version: state.version,
+            instances,
+            recovering: self.recovering(),
+        }
+    }
+
+    /// The live instance of `kind` that owns `key` on the ring.
+    pub fn route(&self, kind: &str, key: &str) -> Result<Instance> {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let ring = state.rings.entry(kind.to_owned()).or_insert_with(|| {
+            HashRouter::new(
+                state
+                    .lease_of
+                    .keys()
+                    .filter(|(member_kind, _)| member_kind == kind)
+                    .map(|(_, id)| id.clone()),
+            )
+        });
+        let owner = ring
+            .route(key)
+            .ok_or_else(|| DirectoryError::NoInstance(kind.to_owned()))?;
+        let lease_id = &state.lease_of[&(kind.to_owned(), owner.to_owned())];
+        Ok(state.leases[lease_id].instance.clone())
+    }
+
+    /// Live instances of `kind` in failover order: priority, then registration time, then id.
+    pub fn resolve(&self, kind: &str) -> Vec<Instance> {
+        let mut instances = self.list(kind).instances;
+        sort_failover(&mut instances);
+        instances
+    }
+
+    /// Tells watchers that the recovery window is over, so their next snapshot is whole.
+    pub fn end_recovery(&self) {
+        self.bump(self.lock());
+    }
+
+    /// How many instances are live, by kind.
+    pub fn counts_by_kind(&self) -> BTreeMap<String, u64> {
+        let state = self.lock();
+        let mut counts = BTreeMap::new();
+        for (kind, _) in state.lease_of.keys() {
+            *counts.entry(kind.clone()).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn bump(&self, mut state: MutexGuard<'_, State>) {
+        state.version += 1;
+        let version = state.version;
+        drop(state);
+        self.changes.send_replace(version);
+    }
+}
+
+/// Sorts instances into failover order: priority, then registration time, then id.
+pub fn sort_failover(instances: &mut [Instance]) {
+    instances.sort_by(|a, b| {
+        (a.priority, a.registered_at_ms, &a.id).cmp(&(b.priority, b.registered_at_ms, &b.id))
+    });
+}
+
+fn remove_lease(state: &mut State, lease_id: &str) -> bool {
+    let Some(entry) = state.leases.remove(lease_id) else {
+        return false;
+    };
+    let Instance { kind, id, .. } = entry.instance;
+    state.rings.remove(&kind);
+    state.lease_of.remove(&(kind, id));
+    true
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(kind: &str, id: &str, priority: i32) -> Instance {
+        Instance {
+            kind: kind.into(),
+            id: id.into(),
+            address: "127.0.0.1:1".into(),
+            priority,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn registering_the_same_id_again_replaces_the_old_lease() {
+        let registry = Registry::new(Duration::from_secs(5));
+        let first = registry.register(instance("scraper", "s1", 0));
+        let second = registry.register(instance("scraper", "s1", 0));
+        assert_eq!(registry.list("scraper").instances.len(), 1);
+        assert!(registry.heartbeat(&first, None).is_err());
+        assert!(registry.heartbeat(&second, None).is_ok());
+    }
+
+    #[test]
+    fn expired_leases_leave_list_and_ring() {
+        let registry = Registry::new(Duration::from_millis(10));
+        registry.register(instance("scraper", "s1", 0));
+        assert_eq!(registry.expire(Instant::now() + Duration::from_secs(1)), 1);
+        assert!(registry.list("").instances.is_empty());
+        assert!(registry.route("scraper", "example.com").is_err());
+    }
+
+    #[test]
+    fn resolve_orders_by_priority_then_registration() {
+        let registry = Registry::new(Duration::from_secs(5));
+        registry.register(instance("dispatcher", "d2", 2));
+        registry.register(instance("dispatcher", "d0", 0));
+        registry.register(instance("dispatcher", "d1", 1));
+        let order: Vec<String> = registry
+            .resolve("dispatcher")
+            .into_iter()
+            .map(|i| i.id)
+            .collect();
+        assert_eq!(order, ["d0", "d1", "d2"]);
+    }
+}

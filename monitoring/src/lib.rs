@@ -1,0 +1,1 @@
+//! The owlmesh monitoring dashboard.

@@ -1,0 +1,1 @@
+//! The owlmesh archiver service.

@@ -1,0 +1,190 @@
+//! The compiled form of a job spec: selectors, regular expressions, the allowed-host set and
+//! the recrawl schedule, built once per job and shared by whoever fetches or follows links.
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+use owlmesh_proto::v1::JobSpec;
+use regex::{Regex, RegexSet};
+use scraper::Selector;
+
+use super::{InvalidSpec, SpecError, check, location, with_defaults};
+use crate::canonical::CanonicalUrl;
+
+/// A job spec made ready to apply: everything parsed and compiled, defaults filled in.
+#[derive(Debug, Clone)]
+pub struct CompiledRules {
+    pub(super) allowed_hosts: HashSet<String>,
+    pub(super) follow_selector: Selector,
+    pub(super) allow: RegexSet,
+    pub(super) deny: RegexSet,
+    pub(super) handlers: Vec<CompiledHandler>,
+    pub(super) document_types: Vec<String>,
+    pub(super) recrawl: Recrawl,
+}
+
+/// A handler: a URL path pattern and the fields it extracts.
+#[derive(Debug, Clone)]
+pub struct CompiledHandler {
+    pub(super) name: String,
+    pub(super) pattern: Regex,
+    pub(super) fields: Vec<CompiledField>,
+}
+
+/// How to extract one field of a handler.
+#[derive(Debug, Clone)]
+pub struct CompiledField {
+    pub(super) name: String,
+    pub(super) selector: Selector,
+    pub(super) attr: Option<String>,
+    pub(super) html: bool,
+    pub(super) many: bool,
+}
+
+/// When a job crawls again.
+#[derive(Debug, Clone)]
+pub enum Recrawl {
+    /// Once only.
+    Never,
+    /// This long after each epoch starts.
+    Every(Duration),
+    /// At the times of a cron schedule, in UTC.
+    Cron(Box<cron::Schedule>),
+}
+
+impl CompiledRules {
+    /// Validates `spec` (with defaults filled in) and compiles it.
+    pub fn compile(spec: &JobSpec) -> Result<Self, SpecError> {
+        let spec = with_defaults(spec.clone());
+        check::compile(&spec).map_err(|issues| {
+            SpecError::from(InvalidSpec {
+                origin: None,
+                errors: location::unplaced_field_errors(issues),
+            })
+        })
+    }
+
+    /// Whether the URL's host key is one of the allowed hosts.
+    pub fn allows_host(&self, url: &CanonicalUrl) -> bool {
+        self.allowed_hosts.contains(&url.host_key())
+    }
+
+    /// Whether a link may be followed: an allowed host, matching an allow pattern (when
+    /// there are any) and no deny pattern. Patterns match the whole canonical URL.
+    pub fn allows_link(&self, url: &CanonicalUrl) -> bool {
+        let text = url.as_str();
+        self.allows_host(url)
+            && (self.allow.is_empty() || self.allow.is_match(text))
+            && !self.deny.is_match(text)
+    }
+
+    /// Selects the link elements whose `href` is followed.
+    pub fn follow_selector(&self) -> &Selector {
+        &self.follow_selector
+    }
+
+    /// The handlers, in the order they are tried.
+    pub fn handlers(&self) -> &[CompiledHandler] {
+        &self.handlers
+    }
+
+    /// The first handler whose pattern matches the URL's path and query.
+    pub fn handler_for(&self, url: &CanonicalUrl) -> Option<&CompiledHandler> {
+        let path = url.path_and_query();
+        self.handlers
+            .iter()
+            .find(|handler| handler.pattern.is_match(path))
+    }
+
+    /// The document types to report, lowercase extensions such as "pdf".
+    pub fn document_types(&self) -> &[String] {
+        &self.document_types
+    }
+
+    /// The wanted document type a URL's file extension names, if any.
+    pub fn document_type(&self, url: &CanonicalUrl) -> Option<&str> {
+        let last_segment = url.as_url().path().rsplit('/').next()?;
+        let (_, extension) = last_segment.rsplit_once('.')?;
+        self.document_types
+            .iter()
+            .find(|kind| kind.eq_ignore_ascii_case(extension))
+            .map(String::as_str)
+    }
+
+    /// The recrawl schedule.
+    pub fn recrawl(&self) -> &Recrawl {
+        &self.recrawl
+    }
+
+    /// The fixed interval between epochs, for an `every` schedule.
+    pub fn recrawl_interval(&self) -> Option<Duration> {
+        match &self.recrawl {
+            Recrawl::Every(interval) => Some(*interval),
+            Recrawl::Never | Recrawl::Cron(_) => None,
+        }
+    }
+
+    /// When the epoch after one that started at `started` should start; `None` for never.
+    pub fn next_epoch_after(&self, started: SystemTime) -> Option<SystemTime> {
+        self.recrawl.next_after(started)
+    }
+}
+
+impl Recrawl {
+    /// The first scheduled time strictly after `time`; `None` when there is none.
+    pub fn next_after(&self, time: SystemTime) -> Option<SystemTime> {
+        match self {
+            Self::Never => None,
+            Self::Every(interval) => time.checked_add(*interval),
+            Self::Cron(schedule) => {
+                let after = DateTime::<Utc>::from(time);
+                schedule.after(&after).next().map(SystemTime::from)
+            }
+        }
+    }
+}
+
+impl CompiledHandler {
+    /// The handler's name, recorded with each item it produces.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The pattern matched against a URL's path and query; named captures become fields.
+    pub fn pattern(&self) -> &Regex {
+        &self.pattern
+    }
+
+    /// The fields to extract, sorted by name.
+    pub fn fields(&self) -> &[CompiledField] {
+        &self.fields
+    }
+}
+
+impl CompiledField {
+    /// The field's name in the extracted item.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Selects the element(s) to extract from.
+    pub fn selector(&self) -> &Selector {
+        &self.selector
+    }
+
+    /// The attribute to take instead of the text, if any.
+    pub fn attr(&self) -> Option<&str> {
+        self.attr.as_deref()
+    }
+
+    /// Whether to take the inner HTML instead of the text.
+    pub fn html(&self) -> bool {
+        self.html
+    }
+
+    /// Whether to take every match (a list) instead of the first.
+    pub fn many(&self) -> bool {
+        self.many
+    }
+}

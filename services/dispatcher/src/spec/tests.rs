@@ -1,0 +1,905 @@
+//! Tests of the job spec: the example file, defaults, every kind of error, compiled rules.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use owlmesh_proto::v1::{
+    DocumentRules, FieldRule, FollowRules, Handler, Politeness, RecrawlSchedule,
+};
+use proptest::prelude::*;
+
+use super::*;
+use crate::canonical::canonicalize;
+
+const CATALOGUE: &str = include_str!("../../../../docs/examples/catalogue.toml");
+
+fn parse(source: &str) -> Result<JobSpec, SpecError> {
+    parse_job_toml(source, "job.toml")
+}
+
+fn minimal(extra: &str) -> String {
+    format!("name = \"t\"\nseeds = [\"http://example.com/\"]\n{extra}")
+}
+
+/// The field errors of a spec that must be invalid.
+fn field_errors(result: Result<JobSpec, SpecError>) -> Vec<FieldError> {
+    match result {
+        Err(SpecError::Invalid(invalid)) => invalid.errors,
+        other => panic!("expected field errors, got {other:?}"),
+    }
+}
+
+/// The parse error of a file that must not parse.
+fn parse_failure(result: Result<JobSpec, SpecError>) -> ParseError {
+    match result {
+        Err(SpecError::Parse(error)) => error,
+        other => panic!("expected a parse error, got {other:?}"),
+    }
+}
+
+fn fields_named(errors: &[FieldError]) -> Vec<&str> {
+    errors.iter().map(|error| error.field.as_str()).collect()
+}
+
+fn error_at<'a>(errors: &'a [FieldError], field: &str) -> &'a FieldError {
+    errors
+        .iter()
+        .find(|error| error.field == field)
+        .unwrap_or_else(|| panic!("no error for {field} in {errors:?}"))
+}
+
+fn valid_spec() -> JobSpec {
+    JobSpec {
+        name: "grpc job".to_owned(),
+        seeds: vec!["http://example.com/".to_owned()],
+        ..JobSpec::default()
+    }
+}
+
+fn grpc_field_errors(spec: &JobSpec) -> Vec<FieldError> {
+    match validate(spec) {
+        Err(SpecError::Invalid(invalid)) => {
+            assert_eq!(invalid.origin, None);
+            invalid.errors
+        }
+        other => panic!("expected field errors, got {other:?}"),
+    }
+}
+
+mod example_file {
+    use super::*;
+
+    #[test]
+    fn parses_as_written() {
+        let spec = parse_job_toml(CATALOGUE, "catalogue.toml").expect("the example is valid");
+        assert_eq!(spec.name, "catalogue");
+        assert_eq!(
+            spec.seeds,
+            ["http://127.0.0.2:8081/", "http://127.0.0.3:8082/"]
+        );
+        assert_eq!(spec.allowed_hosts, ["127.0.0.2:8081", "127.0.0.3:8082"]);
+        assert_eq!(spec.max_depth, 50);
+        assert_eq!(spec.max_pages, 100_000);
+        assert_eq!(spec.max_retries, DEFAULT_MAX_RETRIES);
+        assert_eq!(spec.priority, 0);
+    }
+
+    #[test]
+    fn keeps_politeness_follow_documents_and_recrawl() {
+        let spec = parse_job_toml(CATALOGUE, "catalogue.toml").expect("valid");
+        let politeness = spec.politeness.expect("politeness");
+        assert_eq!(politeness.obey_robots, Some(true));
+        assert_eq!(politeness.delay_ms, 0);
+        assert_eq!(politeness.concurrency_per_host, 16);
+        assert_eq!(politeness.user_agent, "owlmesh-test");
+        let follow = spec.follow.expect("follow");
+        assert_eq!(follow.selector, "a[href]");
+        assert!(follow.allow.is_empty());
+        assert_eq!(follow.deny, [r"\.pdf$"]);
+        assert_eq!(spec.documents.expect("documents").types, ["pdf"]);
+        let recrawl = spec.recrawl.expect("recrawl");
+        assert_eq!(recrawl.every, "24h");
+        assert_eq!(recrawl.cron, "");
+    }
+
+    #[test]
+    fn reads_bare_and_table_fields() {
+        let spec = parse_job_toml(CATALOGUE, "catalogue.toml").expect("valid");
+        assert_eq!(spec.handlers.len(), 1);
+        let handler = &spec.handlers[0];
+        assert_eq!(handler.name, "product");
+        assert_eq!(handler.pattern, r"^/product/(?P<slug>[^/]+)\.html$");
+        let bare = |selector: &str| FieldRule {
+            selector: selector.to_owned(),
+            ..FieldRule::default()
+        };
+        assert_eq!(handler.fields.len(), 3);
+        assert_eq!(handler.fields["title"], bare("h1"));
+        assert_eq!(handler.fields["price"], bare("span.price"));
+        let sku = FieldRule {
+            selector: "div.product".to_owned(),
+            attr: "data-sku".to_owned(),
+            html: false,
+            many: false,
+        };
+        assert_eq!(handler.fields["sku"], sku);
+    }
+
+    #[test]
+    fn parse_job_file_reads_the_file() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../docs/examples/catalogue.toml");
+        let spec = parse_job_file(&path).expect("the example is valid");
+        assert_eq!(spec, parse(CATALOGUE).expect("valid"));
+    }
+
+    #[test]
+    fn a_missing_file_is_named() {
+        let error = parse_job_file(std::path::Path::new("/no/such/job.toml")).expect_err("missing");
+        assert!(matches!(error, SpecError::Read { .. }));
+        assert!(
+            error
+                .to_string()
+                .starts_with("cannot read job file /no/such/job.toml: "),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn compiles_into_rules() {
+        let spec = parse(CATALOGUE).expect("valid");
+        let rules = CompiledRules::compile(&spec).expect("compiles");
+        let url = |text: &str| canonicalize(text).expect(text);
+        assert!(rules.allows_link(&url("http://127.0.0.2:8081/product/a.html")));
+        assert!(!rules.allows_link(&url("http://127.0.0.2:8081/manual.pdf")));
+        assert!(!rules.allows_link(&url("http://127.0.0.4:8081/product/a.html")));
+        let handler = rules.handler_for(&url("http://127.0.0.3:8082/product/x-1.html"));
+        assert_eq!(handler.map(CompiledHandler::name), Some("product"));
+        assert!(
+            rules
+                .handler_for(&url("http://127.0.0.3:8082/about.html"))
+                .is_none()
+        );
+        assert_eq!(
+            rules.recrawl_interval(),
+            Some(Duration::from_secs(24 * 3600))
+        );
+        assert_eq!(
+            rules.document_type(&url("http://127.0.0.2:8081/a/Manual.PDF")),
+            Some("pdf")
+        );
+    }
+}
+
+mod defaults {
+    use super::*;
+
+    #[test]
+    fn fill_everything_but_name_and_seeds() {
+        let spec = parse(&minimal("")).expect("valid");
+        assert_eq!(spec.allowed_hosts, ["example.com"]);
+        assert_eq!(spec.max_depth, 0);
+        assert_eq!(spec.max_pages, 0);
+        assert_eq!(spec.max_retries, 3);
+        assert_eq!(spec.priority, 0);
+        assert!(spec.handlers.is_empty());
+        let follow = spec.follow.expect("follow");
+        assert_eq!(follow.selector, "a[href]");
+        assert!(follow.allow.is_empty() && follow.deny.is_empty());
+        assert!(spec.documents.expect("documents").types.is_empty());
+        let politeness = spec.politeness.expect("politeness");
+        assert_eq!(politeness.obey_robots, Some(true));
+        assert_eq!(politeness.delay_ms, 0);
+        assert_eq!(politeness.concurrency_per_host, 2);
+        assert_eq!(politeness.user_agent, "owlmesh");
+        assert_eq!(spec.recrawl.expect("recrawl"), RecrawlSchedule::default());
+    }
+
+    #[test]
+    fn allowed_hosts_default_to_the_seeds_host_keys_once_each() {
+        let seeds = r#"name = "t"
+seeds = ["http://A.example/", "https://a.example:443/x", "http://b.example:8080/", "http://a.example/y"]"#;
+        let spec = parse(seeds).expect("valid");
+        assert_eq!(spec.allowed_hosts, ["a.example", "b.example:8080"]);
+    }
+
+    #[test]
+    fn fill_a_partial_table() {
+        let spec = parse(&minimal("[politeness]\ndelay_ms = 500\n")).expect("valid");
+        let politeness = spec.politeness.expect("politeness");
+        assert_eq!(politeness.delay_ms, 500);
+        assert_eq!(politeness.obey_robots, Some(true));
+        assert_eq!(politeness.concurrency_per_host, 2);
+        assert_eq!(politeness.user_agent, "owlmesh");
+    }
+
+    #[test]
+    fn keep_an_explicit_false() {
+        let spec = parse(&minimal("[politeness]\nobey_robots = false\n")).expect("valid");
+        assert_eq!(
+            spec.politeness.expect("politeness").obey_robots,
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn fill_a_spec_from_grpc() {
+        let spec = with_defaults(valid_spec());
+        assert_eq!(spec.allowed_hosts, ["example.com"]);
+        assert_eq!(
+            spec.follow.expect("follow").selector,
+            DEFAULT_FOLLOW_SELECTOR
+        );
+        let politeness = spec.politeness.expect("politeness");
+        assert_eq!(politeness.obey_robots, Some(DEFAULT_OBEY_ROBOTS));
+        assert_eq!(
+            politeness.concurrency_per_host,
+            DEFAULT_CONCURRENCY_PER_HOST
+        );
+        assert_eq!(politeness.user_agent, DEFAULT_USER_AGENT);
+        assert_eq!(spec.max_retries, DEFAULT_MAX_RETRIES);
+    }
+
+    #[test]
+    fn tidy_hosts_and_document_types() {
+        let spec = with_defaults(JobSpec {
+            allowed_hosts: vec![" Example.COM:8080 ".to_owned()],
+            documents: Some(DocumentRules {
+                types: vec![".PDF".to_owned(), "Docx".to_owned()],
+            }),
+            ..valid_spec()
+        });
+        assert_eq!(spec.allowed_hosts, ["example.com:8080"]);
+        assert_eq!(spec.documents.expect("documents").types, ["pdf", "docx"]);
+    }
+
+    #[test]
+    fn are_idempotent() {
+        let once = with_defaults(valid_spec());
+        assert_eq!(with_defaults(once.clone()), once);
+        let parsed = parse(CATALOGUE).expect("valid");
+        assert_eq!(with_defaults(parsed.clone()), parsed);
+    }
+
+    #[test]
+    fn validated_fills_and_checks() {
+        let spec = validated(valid_spec()).expect("valid");
+        assert_eq!(spec, with_defaults(valid_spec()));
+        assert!(validated(JobSpec::default()).is_err());
+    }
+}
+
+mod parse_errors {
+    use super::*;
+
+    #[test]
+    fn name_file_line_and_column_of_bad_syntax() {
+        let error = parse_failure(parse_job_toml("name = \"t\"\nseeds = [\n", "jobs/x.toml"));
+        assert_eq!(error.origin, "jobs/x.toml");
+        assert_eq!(error.line, Some(2));
+        assert_eq!(
+            error.to_string(),
+            "jobs/x.toml:2:10: unclosed array, expected `]`"
+        );
+    }
+
+    #[test]
+    fn name_an_unknown_key_and_its_path() {
+        let error = parse_failure(parse(&minimal("[politeness]\ndelay_ms = 1\ndelay = 5\n")));
+        assert_eq!((error.line, error.column), (Some(5), Some(1)));
+        assert_eq!(error.key.as_deref(), Some("politeness.delay"));
+        assert!(
+            error.message.contains("unknown field `delay`"),
+            "{}",
+            error.message
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("job.toml:5:1: politeness.delay: unknown field")
+        );
+    }
+
+    #[test]
+    fn name_an_unknown_top_level_key() {
+        let error = parse_failure(parse(&minimal("max_page = 10\n")));
+        assert_eq!(error.line, Some(3));
+        assert_eq!(error.key.as_deref(), Some("max_page"));
+        assert!(
+            error.message.contains("unknown field `max_page`"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn name_an_unknown_key_inside_a_field_table() {
+        let source = minimal(
+            "[[handlers]]\nname = \"h\"\n[handlers.fields]\nsku = { selector = \"div\", atr = \"x\" }\n",
+        );
+        let error = parse_failure(parse(&source));
+        assert_eq!(error.line, Some(6));
+        assert_eq!(error.key.as_deref(), Some("handlers[0].fields.sku.atr"));
+        assert!(
+            error.message.contains("unknown field `atr`"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn name_a_negative_number() {
+        let error = parse_failure(parse(&minimal("max_depth = -1\n")));
+        assert_eq!(error.line, Some(3));
+        assert_eq!(error.key.as_deref(), Some("max_depth"));
+        assert!(error.message.contains("-1"), "{}", error.message);
+    }
+
+    #[test]
+    fn name_a_value_of_the_wrong_type() {
+        let error = parse_failure(parse(&minimal("[follow]\nallow = \"x\"\n")));
+        assert_eq!(error.line, Some(4));
+        assert_eq!(error.key.as_deref(), Some("follow.allow"));
+        let error = parse_failure(parse("name = \"t\"\nseeds = \"http://a/\"\n"));
+        assert_eq!(error.key.as_deref(), Some("seeds"));
+        let error = parse_failure(parse(&minimal("[[handlers]]\nfields = { a = 1 }\n")));
+        assert_eq!(error.key.as_deref(), Some("handlers[0].fields.a"));
+        assert!(
+            error.message.contains("CSS selector string"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn count_columns_in_characters() {
+        let error = parse_failure(parse("name = \"é\" x\n"));
+        assert_eq!((error.line, error.column), (Some(1), Some(12)));
+    }
+}
+
+mod field_errors {
+    use super::*;
+
+    #[test]
+    fn require_a_name_and_seeds() {
+        let errors = field_errors(parse(""));
+        assert_eq!(fields_named(&errors), ["name", "seeds"]);
+        assert_eq!(errors[0].reason, "a job needs a name");
+        assert_eq!(errors[1].reason, "at least one seed URL is required");
+        let errors = field_errors(parse("name = \"  \"\nseeds = [\"http://a/\"]\n"));
+        assert_eq!(fields_named(&errors), ["name"]);
+        assert_eq!(errors[0].line, Some(1));
+    }
+
+    #[test]
+    fn name_a_seed_that_is_not_http() {
+        let source =
+            "name = \"t\"\nseeds = [\n  \"http://a/\",\n  \"ftp://b/\",\n  \"not a url\",\n]\n";
+        let errors = field_errors(parse(source));
+        assert_eq!(fields_named(&errors), ["seeds[1]", "seeds[2]"]);
+        assert_eq!(errors[0].line, Some(4));
+        assert_eq!(
+            errors[0].reason,
+            "expected an http or https URL, found scheme \"ftp\""
+        );
+        assert_eq!(errors[1].line, Some(5));
+        assert!(
+            errors[1]
+                .reason
+                .starts_with("expected an http or https URL, found \"not a url\"")
+        );
+    }
+
+    #[test]
+    fn name_a_selector_that_does_not_parse() {
+        let source = minimal(
+            "[[handlers]]\nname = \"h\"\n[handlers.fields]\ntitle = \"h1\"\nprice = \"span[\"\n\
+             sku = { selector = \"div >> p\", attr = \"data-sku\" }\n",
+        );
+        let errors = field_errors(parse(&source));
+        assert_eq!(
+            fields_named(&errors),
+            [
+                "handlers[0].fields.price.selector",
+                "handlers[0].fields.sku.selector"
+            ]
+        );
+        assert_eq!(errors[0].line, Some(7));
+        assert_eq!(errors[1].line, Some(8));
+        assert!(
+            errors[0]
+                .reason
+                .starts_with("not a valid CSS selector: \"span[\""),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn name_the_follow_selector() {
+        let errors = field_errors(parse(&minimal("[follow]\nselector = \"a[\"\n")));
+        assert_eq!(fields_named(&errors), ["follow.selector"]);
+        assert_eq!(errors[0].line, Some(4));
+    }
+
+    #[test]
+    fn name_regexes_that_do_not_compile() {
+        let source = minimal(
+            "[follow]\nallow = ['^/ok', '(']\ndeny = ['[z-a]']\n[[handlers]]\nname = \"h\"\npattern = '(?P<x'\n",
+        );
+        let errors = field_errors(parse(&source));
+        assert_eq!(
+            fields_named(&errors),
+            ["follow.allow[1]", "follow.deny[0]", "handlers[0].pattern"]
+        );
+        let lines: Vec<_> = errors.iter().map(|error| error.line).collect();
+        assert_eq!(lines, [Some(4), Some(5), Some(8)]);
+        for error in &errors {
+            assert!(
+                error.reason.starts_with("not a valid regular expression: "),
+                "{error}"
+            );
+            assert!(!error.reason.contains('\n'), "{error}");
+        }
+    }
+
+    #[test]
+    fn name_a_handler_without_a_name_and_duplicates() {
+        let source = minimal(
+            "[[handlers]]\npattern = '^/a'\n[[handlers]]\nname = \"x\"\n[[handlers]]\nname = \"x\"\n",
+        );
+        let errors = field_errors(parse(&source));
+        assert_eq!(
+            fields_named(&errors),
+            ["handlers[0].name", "handlers[2].name"]
+        );
+        assert_eq!(errors[0].reason, "a handler needs a name");
+        assert_eq!(
+            errors[1].reason,
+            "duplicate handler name \"x\", also used by handlers[1]"
+        );
+        assert_eq!(errors[1].line, Some(8));
+    }
+
+    #[test]
+    fn name_field_rules_that_conflict_or_lack_a_selector() {
+        let source = minimal(
+            "[[handlers]]\nname = \"h\"\n[handlers.fields]\n\
+             a = { attr = \"href\" }\nb = { selector = \"p\", attr = \"bad name\" }\n\
+             c = { selector = \"p\", attr = \"href\", html = true }\n",
+        );
+        let errors = field_errors(parse(&source));
+        assert_eq!(
+            fields_named(&errors),
+            [
+                "handlers[0].fields.a.selector",
+                "handlers[0].fields.b.attr",
+                "handlers[0].fields.c.html"
+            ]
+        );
+        assert_eq!(errors[0].reason, "a field needs a CSS selector");
+    }
+
+    #[test]
+    fn reject_negative_and_absurd_numbers() {
+        let source = minimal(
+            "max_depth = 1000000\nmax_pages = 9000000000000000000\nmax_retries = 1000\n\
+             [politeness]\ndelay_ms = 86400000\nconcurrency_per_host = 100000\n",
+        );
+        let errors = field_errors(parse(&source));
+        assert_eq!(
+            fields_named(&errors),
+            [
+                "max_depth",
+                "max_pages",
+                "max_retries",
+                "politeness.delay_ms",
+                "politeness.concurrency_per_host"
+            ]
+        );
+        assert_eq!(
+            error_at(&errors, "max_depth").reason,
+            "must be at most 100000 (0 means unlimited)"
+        );
+        let error = parse_failure(parse(&minimal("[politeness]\ndelay_ms = -5\n")));
+        assert_eq!(error.key.as_deref(), Some("politeness.delay_ms"));
+    }
+
+    #[test]
+    fn reject_explicit_values_that_would_read_as_defaults() {
+        let source = minimal(
+            "max_retries = 0\n[follow]\nselector = \"\"\n[politeness]\nconcurrency_per_host = 0\nuser_agent = \" \"\n",
+        );
+        let errors = field_errors(parse(&source));
+        assert_eq!(
+            fields_named(&errors),
+            [
+                "max_retries",
+                "follow.selector",
+                "politeness.concurrency_per_host",
+                "politeness.user_agent"
+            ]
+        );
+        assert_eq!(errors[0].line, Some(3));
+    }
+
+    #[test]
+    fn reject_a_user_agent_with_a_line_break() {
+        let errors = field_errors(parse(&minimal("[politeness]\nuser_agent = \"a\\nb\"\n")));
+        assert_eq!(fields_named(&errors), ["politeness.user_agent"]);
+    }
+
+    #[test]
+    fn reject_bad_allowed_hosts() {
+        let source = "name = \"t\"\nseeds = [\"http://a/\"]\n\
+                      allowed_hosts = [\"a\", \"http://b/\", \"c:99999\", \"\", \"d/x\", \"[::1]:80\"]\n";
+        let errors = field_errors(parse(source));
+        assert_eq!(
+            fields_named(&errors),
+            [
+                "allowed_hosts[1]",
+                "allowed_hosts[2]",
+                "allowed_hosts[3]",
+                "allowed_hosts[4]"
+            ]
+        );
+    }
+
+    #[test]
+    fn accept_any_lowercase_extension_as_a_document_type() {
+        let spec = parse(&minimal(
+            "[documents]\ntypes = [\"pdf\", \"epub\", \"x3d\", \".DOCX\"]\n",
+        ))
+        .expect("valid");
+        assert_eq!(
+            spec.documents.expect("documents").types,
+            ["pdf", "epub", "x3d", "docx"]
+        );
+        let errors = field_errors(parse(&minimal(
+            "[documents]\ntypes = [\"pdf\", \"a/b\", \"\"]\n",
+        )));
+        assert_eq!(
+            fields_named(&errors),
+            ["documents.types[1]", "documents.types[2]"]
+        );
+    }
+
+    #[test]
+    fn reject_both_every_and_cron() {
+        let errors = field_errors(parse(&minimal(
+            "[recrawl]\nevery = \"1h\"\ncron = \"0 0 3 * * *\"\n",
+        )));
+        assert_eq!(fields_named(&errors), ["recrawl"]);
+        assert_eq!(errors[0].reason, "give either every or cron, not both");
+        assert_eq!(errors[0].line, Some(3));
+    }
+
+    #[test]
+    fn reject_a_bad_duration_or_cron() {
+        let errors = field_errors(parse(&minimal("[recrawl]\nevery = \"daily\"\n")));
+        assert_eq!(fields_named(&errors), ["recrawl.every"]);
+        assert!(
+            errors[0]
+                .reason
+                .starts_with("expected a duration such as \"24h\""),
+            "{errors:?}"
+        );
+        let errors = field_errors(parse(&minimal("[recrawl]\nevery = \"0s\"\n")));
+        assert_eq!(errors[0].reason, "must be longer than zero");
+        let errors = field_errors(parse(&minimal("[recrawl]\ncron = \"every day\"\n")));
+        assert_eq!(fields_named(&errors), ["recrawl.cron"]);
+        assert_eq!(errors[0].line, Some(4));
+    }
+
+    #[test]
+    fn are_all_collected_and_listed_one_per_line() {
+        let source =
+            "seeds = [\"gopher://x/\"]\n[follow]\ndeny = ['(']\n[recrawl]\nevery = \"soon\"\n";
+        let error = parse(source).expect_err("invalid");
+        assert_eq!(
+            error.to_string(),
+            "invalid job spec in job.toml:\n  \
+             name: a job needs a name\n  \
+             seeds[0]: expected an http or https URL, found scheme \"gopher\" (line 1)\n  \
+             follow.deny[0]: not a valid regular expression: unclosed group (line 3)\n  \
+             recrawl.every: expected a duration such as \"24h\" or \"90m\", found \"soon\" \
+             (expected number at 0) (line 5)"
+        );
+    }
+}
+
+mod grpc_specs {
+    use super::*;
+
+    #[test]
+    fn an_empty_spec_names_the_required_fields() {
+        let errors = grpc_field_errors(&JobSpec::default());
+        assert_eq!(fields_named(&errors), ["name", "seeds"]);
+        assert!(errors.iter().all(|error| error.line.is_none()));
+    }
+
+    #[test]
+    fn a_minimal_spec_is_valid() {
+        validate(&valid_spec()).expect("valid");
+    }
+
+    #[test]
+    fn field_paths_quote_keys_that_are_not_bare() {
+        let mut fields = std::collections::HashMap::new();
+        fields.insert("unit price".to_owned(), FieldRule::default());
+        fields.insert(
+            String::new(),
+            FieldRule {
+                selector: "p".to_owned(),
+                ..FieldRule::default()
+            },
+        );
+        let spec = JobSpec {
+            handlers: vec![Handler {
+                name: "h".to_owned(),
+                pattern: String::new(),
+                fields,
+            }],
+            ..valid_spec()
+        };
+        let errors = grpc_field_errors(&spec);
+        assert_eq!(
+            fields_named(&errors),
+            [
+                "handlers[0].fields.\"\"",
+                "handlers[0].fields.\"unit price\".selector"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let spec = JobSpec {
+            name: String::new(),
+            seeds: vec!["mailto:x@y".to_owned()],
+            follow: Some(FollowRules {
+                selector: "::".to_owned(),
+                allow: vec!["(".to_owned()],
+                deny: vec![],
+            }),
+            politeness: Some(Politeness {
+                delay_ms: u64::MAX,
+                ..Politeness::default()
+            }),
+            recrawl: Some(RecrawlSchedule {
+                every: "1h".to_owned(),
+                cron: "0 0 3 * * *".to_owned(),
+            }),
+            ..JobSpec::default()
+        };
+        let errors = grpc_field_errors(&spec);
+        assert_eq!(
+            fields_named(&errors),
+            [
+                "name",
+                "seeds[0]",
+                "follow.selector",
+                "follow.allow[0]",
+                "politeness.delay_ms",
+                "recrawl"
+            ]
+        );
+        let text = SpecError::from(InvalidSpec {
+            origin: None,
+            errors,
+        })
+        .to_string();
+        assert!(
+            text.starts_with("invalid job spec:\n  name: a job needs a name\n"),
+            "{text}"
+        );
+    }
+}
+
+mod compiled_rules {
+    use super::*;
+
+    fn rules(extra: &str) -> CompiledRules {
+        let spec = parse(&minimal(extra)).expect("valid");
+        CompiledRules::compile(&spec).expect("compiles")
+    }
+
+    fn url(text: &str) -> crate::canonical::CanonicalUrl {
+        canonicalize(text).expect(text)
+    }
+
+    #[test]
+    fn links_need_an_allowed_host() {
+        let rules = rules("allowed_hosts = [\"example.com\", \"Other.example:8080\"]\n");
+        assert!(rules.allows_link(&url("http://example.com/a")));
+        assert!(rules.allows_link(&url("https://EXAMPLE.com:443/a")));
+        assert!(rules.allows_link(&url("http://other.example:8080/")));
+        assert!(!rules.allows_link(&url("http://other.example/")));
+        assert!(!rules.allows_link(&url("http://example.com:8080/")));
+        assert!(!rules.allows_link(&url("http://sub.example.com/")));
+    }
+
+    #[test]
+    fn links_must_match_an_allow_pattern_when_there_are_any() {
+        let rules = rules("[follow]\nallow = ['/product/', '/list\\?page=']\n");
+        assert!(rules.allows_link(&url("http://example.com/product/1")));
+        assert!(rules.allows_link(&url("http://example.com/list?page=2")));
+        assert!(!rules.allows_link(&url("http://example.com/about")));
+    }
+
+    #[test]
+    fn deny_wins_over_allow() {
+        let rules = rules("[follow]\nallow = ['/product/']\ndeny = ['\\.pdf$', 'print=1']\n");
+        assert!(rules.allows_link(&url("http://example.com/product/1")));
+        assert!(!rules.allows_link(&url("http://example.com/product/1.pdf")));
+        assert!(!rules.allows_link(&url("http://example.com/product/1?print=1")));
+    }
+
+    #[test]
+    fn the_first_matching_handler_wins() {
+        let rules = rules(
+            "[[handlers]]\nname = \"special\"\npattern = '^/product/special'\n\
+             [[handlers]]\nname = \"product\"\npattern = '^/product/'\n\
+             [handlers.fields]\nz = \"p\"\na = { selector = \"div\", html = true, many = true }\n",
+        );
+        let pick = |text: &str| rules.handler_for(&url(text)).map(CompiledHandler::name);
+        assert_eq!(
+            pick("http://example.com/product/special-1"),
+            Some("special")
+        );
+        assert_eq!(pick("http://example.com/product/2"), Some("product"));
+        assert_eq!(pick("http://example.com/"), None);
+        let product = &rules.handlers()[1];
+        let names: Vec<_> = product.fields().iter().map(CompiledField::name).collect();
+        assert_eq!(names, ["a", "z"]);
+        assert!(product.fields()[0].html() && product.fields()[0].many());
+        assert_eq!(product.fields()[0].attr(), None);
+    }
+
+    #[test]
+    fn handler_patterns_see_the_query() {
+        let rules = rules("[[handlers]]\nname = \"search\"\npattern = '^/s\\?q=(?P<q>\\w+)$'\n");
+        let handler = rules
+            .handler_for(&url("http://example.com/s?q=owls#x"))
+            .expect("match");
+        let captures = handler.pattern().captures("/s?q=owls").expect("captures");
+        assert_eq!(&captures["q"], "owls");
+    }
+
+    #[test]
+    fn document_types_match_the_extension() {
+        let rules = rules("[documents]\ntypes = [\"pdf\", \"csv\"]\n");
+        assert_eq!(rules.document_types(), ["pdf", "csv"]);
+        assert_eq!(
+            rules.document_type(&url("http://example.com/a/b.csv?x=1")),
+            Some("csv")
+        );
+        assert_eq!(rules.document_type(&url("http://example.com/a.pdf/")), None);
+        assert_eq!(rules.document_type(&url("http://example.com/a.html")), None);
+    }
+
+    #[test]
+    fn follow_selector_is_compiled() {
+        let rules = rules("[follow]\nselector = \"nav a[href]\"\n");
+        let html =
+            scraper::Html::parse_document("<nav><a href=\"/x\">x</a></nav><a href=\"/y\">y</a>");
+        assert_eq!(html.select(rules.follow_selector()).count(), 1);
+    }
+
+    #[test]
+    fn can_be_shared_between_tasks() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<CompiledRules>();
+        assert_send_sync::<SpecError>();
+    }
+
+    #[test]
+    fn no_schedule_means_never() {
+        let rules = rules("");
+        assert!(matches!(rules.recrawl(), Recrawl::Never));
+        assert_eq!(rules.recrawl_interval(), None);
+        assert_eq!(rules.next_epoch_after(SystemTime::now()), None);
+    }
+
+    #[test]
+    fn every_adds_the_interval() {
+        let rules = rules("[recrawl]\nevery = \"90m\"\n");
+        let start = UNIX_EPOCH + Duration::from_secs(1_000);
+        assert_eq!(rules.recrawl_interval(), Some(Duration::from_secs(90 * 60)));
+        assert_eq!(
+            rules.next_epoch_after(start),
+            Some(start + Duration::from_secs(5_400))
+        );
+    }
+
+    #[test]
+    fn cron_gives_the_next_scheduled_time_in_utc() {
+        let rules = rules("[recrawl]\ncron = \"0 0 3 * * *\"\n");
+        assert_eq!(rules.recrawl_interval(), None);
+        // 2024-01-01T12:00:00Z; the next 03:00 UTC is 2024-01-02T03:00:00Z.
+        let noon = UNIX_EPOCH + Duration::from_secs(1_704_110_400);
+        let next = rules.next_epoch_after(noon).expect("scheduled");
+        assert_eq!(next, UNIX_EPOCH + Duration::from_secs(1_704_164_400));
+        let after_next = rules.next_epoch_after(next).expect("scheduled");
+        assert_eq!(after_next, next + Duration::from_secs(24 * 3600));
+    }
+}
+
+/// Lines a job file might contain: real keys and tables with values of every kind.
+fn job_line() -> impl Strategy<Value = String> {
+    let key = prop::sample::select(vec![
+        "name",
+        "seeds",
+        "allowed_hosts",
+        "max_depth",
+        "max_pages",
+        "priority",
+        "max_retries",
+        "selector",
+        "allow",
+        "deny",
+        "pattern",
+        "fields",
+        "types",
+        "every",
+        "cron",
+        "delay_ms",
+        "concurrency_per_host",
+        "user_agent",
+        "obey_robots",
+        "title",
+        "attr",
+        "html",
+        "many",
+    ]);
+    let value = prop_oneof![
+        Just("\"h1\"".to_owned()),
+        Just("\"http://a/\"".to_owned()),
+        Just("[\"http://a/\", 'x']".to_owned()),
+        Just("{ selector = \"p\", attr = \"x\" }".to_owned()),
+        Just("-1".to_owned()),
+        Just("18446744073709551615".to_owned()),
+        Just("true".to_owned()),
+        Just("1979-05-27T07:32:00Z".to_owned()),
+        Just("'('".to_owned()),
+        "\\PC{0,12}".prop_map(|text| format!("{text:?}")),
+    ];
+    let table = prop::sample::select(vec![
+        "[follow]",
+        "[politeness]",
+        "[recrawl]",
+        "[documents]",
+        "[[handlers]]",
+        "[handlers.fields]",
+        "[x]",
+        "[[seeds]]",
+    ]);
+    prop_oneof![
+        (key, value).prop_map(|(key, value)| format!("{key} = {value}")),
+        table.prop_map(str::to_owned),
+        "\\PC{0,20}",
+    ]
+}
+
+proptest! {
+    #[test]
+    fn parsing_never_panics_on_arbitrary_text(source in "\\PC{0,200}") {
+        let _ = parse_job_toml(&source, "fuzz.toml");
+    }
+
+    #[test]
+    fn parsing_never_panics_on_job_like_files(lines in prop::collection::vec(job_line(), 0..16)) {
+        let source = lines.join("\n");
+        match parse_job_toml(&source, "fuzz.toml") {
+            Ok(spec) => {
+                prop_assert!(validate(&spec).is_ok());
+                prop_assert_eq!(with_defaults(spec.clone()), spec);
+            }
+            Err(SpecError::Parse(error)) => {
+                prop_assert_eq!(error.origin, "fuzz.toml");
+                prop_assert!(error.line.is_some());
+            }
+            Err(SpecError::Invalid(invalid)) => prop_assert!(!invalid.errors.is_empty()),
+            Err(other) => prop_assert!(false, "unexpected error {other}"),
+        }
+    }
+}

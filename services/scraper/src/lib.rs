@@ -1,0 +1,1 @@
+//! The owlmesh scraper service.
