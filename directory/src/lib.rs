@@ -11,12 +11,15 @@
 pub mod client;
 mod error;
 pub mod grpc;
+mod member;
 pub mod registry;
 pub mod ring;
 mod server;
+pub mod telemetry;
 mod validate;
 
 pub use error::{DirectoryError, Result};
+pub use member::{MemberConfig, MeshMember};
 pub use server::{DEFAULT_LEASE_TTL, DirectoryConfig, DirectoryService, serve};
 pub use validate::is_host_port;
 

@@ -2,6 +2,7 @@
 //! flag, an `OWLMESH_…` variable and a default, so a local run needs nothing filled in.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -23,6 +24,10 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run the directory: registration, leases, membership, routing.
     Directory(DirectoryOptions),
+    /// Run a dispatcher: the URL frontier, assignments, recrawls.
+    Dispatcher(DispatcherOptions),
+    /// Run an archiver: the event log and the result store.
+    Archiver(ArchiverOptions),
 }
 
 /// How logs are written (always to stderr).
@@ -53,6 +58,59 @@ pub(crate) struct DirectoryOptions {
     #[arg(long, env = "OWLMESH_LEASE_TTL", default_value = "3s", value_parser = parse_duration)]
     pub(crate) lease_ttl: Duration,
 }
+
+/// Options every mesh service takes.
+#[derive(Debug, Args)]
+pub(crate) struct ServiceOptions {
+    /// Address to serve gRPC on; port 0 picks a free port (the bound address is printed).
+    #[arg(long, env = "OWLMESH_LISTEN", default_value = "127.0.0.1:0")]
+    pub(crate) listen: SocketAddr,
+    /// Directory address(es), comma-separated.
+    #[arg(long, env = "OWLMESH_DIRECTORY", default_value = DEFAULT_DIRECTORY_LISTEN, value_delimiter = ',')]
+    pub(crate) directory: Vec<String>,
+    /// Instance id in the directory; default: the kind and the bound port, e.g. scraper-7801.
+    #[arg(long, env = "OWLMESH_ID")]
+    pub(crate) id: Option<String>,
+    /// Data folder: SQLite files, JSON lines output.
+    #[arg(long, env = "OWLMESH_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub(crate) data_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DispatcherOptions {
+    #[command(flatten)]
+    pub(crate) service: ServiceOptions,
+    /// Failover order: the live dispatcher with the lowest priority dispatches.
+    #[arg(long, env = "OWLMESH_PRIORITY", default_value_t = 0)]
+    pub(crate) priority: i32,
+    /// Frontier database: a postgres:// URL, or SQLite (default: frontier.sqlite3 in the data folder).
+    #[arg(long, env = "OWLMESH_DATABASE")]
+    pub(crate) database: Option<String>,
+    /// How long a scraper may hold an assignment before it goes back to the frontier.
+    #[arg(long, env = "OWLMESH_LEASE", default_value = "60s", value_parser = parse_duration)]
+    pub(crate) lease: Duration,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ArchiverOptions {
+    #[command(flatten)]
+    pub(crate) service: ServiceOptions,
+    /// Archive database: a postgres:// URL, or SQLite (default: archive.sqlite in the data folder).
+    #[arg(long, env = "OWLMESH_DATABASE")]
+    pub(crate) database: Option<String>,
+    /// Events older than this are purged (data items are kept).
+    #[arg(long, env = "OWLMESH_EVENT_RETENTION", default_value = "30days", value_parser = parse_duration)]
+    pub(crate) event_retention: Duration,
+    /// POST every new data item to this URL (repeat for several).
+    #[arg(long = "webhook", env = "OWLMESH_WEBHOOKS", value_delimiter = ',')]
+    pub(crate) webhooks: Vec<String>,
+    /// Do not write <data-dir>/<job>.jsonl files.
+    #[arg(long, env = "OWLMESH_NO_JSONL")]
+    pub(crate) no_jsonl: bool,
+}
+
+/// The data folder unless told otherwise.
+pub(crate) const DEFAULT_DATA_DIR: &str = "./owlmesh-data";
 
 /// Parses "500ms", "3s", "1m" and the like.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -33,5 +33,7 @@ fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Directory(options) => commands::directory::run(options).await,
+        Command::Dispatcher(options) => commands::dispatcher::run(options).await,
+        Command::Archiver(options) => commands::archiver::run(options).await,
     }
 }

@@ -33,6 +33,27 @@ impl Backoff {
     }
 }
 
+/// Runs `attempt` up to `attempts` times, pausing with doubling delays between failures;
+/// returns the first success or the last error.
+pub async fn retry<T, E, F, Fut>(attempts: u32, mut attempt: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(2));
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(error) if tries >= attempts => return Err(error),
+            Err(_) => {
+                tokio::time::sleep(backoff.next_delay()).await;
+                tries += 1;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,10 +8,15 @@ mod backoff;
 mod channels;
 mod failover;
 mod membership;
+mod outbox;
 mod registrar;
 
-pub use backoff::Backoff;
+pub use backoff::{Backoff, retry};
 pub use channels::{ChannelOptions, ChannelPool, DEFAULT_CONNECT_TIMEOUT, endpoint};
 pub use failover::{FailoverChannel, SUSPECT_PERIOD, is_unreachable};
 pub use membership::{MembershipView, MembershipWatcher};
-pub use registrar::{Registrar, RegistrarConfig};
+pub use outbox::{
+    ArchiveOutbox, DEFAULT_BATCH_SIZE, DEFAULT_LINGER, DEFAULT_OUTBOX_CAPACITY, OutboxConfig,
+    OutboxError, OutboxStats, document_key,
+};
+pub use registrar::{LoadReporter, Registrar, RegistrarConfig};

@@ -4,6 +4,7 @@
 //! once when a heartbeat answers NOT_FOUND (the directory restarted or the lease expired),
 //! and reconnects with backoff while the directory is away. On shutdown it deregisters.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use owlmesh_proto::v1::directory_client::DirectoryClient;
@@ -34,7 +35,7 @@ pub struct RegistrarConfig {
 /// A running registration; dropping it without [`Registrar::shutdown`] stops heartbeats and
 /// lets the directories notice through the closed stream.
 pub struct Registrar {
-    load: watch::Sender<Load>,
+    load: LoadReporter,
     registered: watch::Receiver<usize>,
     stop: CancellationToken,
     tasks: JoinSet<()>,
@@ -58,7 +59,7 @@ impl Registrar {
             tasks.spawn(session.run());
         }
         Self {
-            load,
+            load: LoadReporter(Arc::new(load)),
             registered,
             stop,
             tasks,
@@ -67,7 +68,12 @@ impl Registrar {
 
     /// Reports a new load with the next heartbeat.
     pub fn set_load(&self, load: Load) {
-        self.load.send_replace(load);
+        self.load.set(load);
+    }
+
+    /// A handle that reports load, for the parts of a service that know it.
+    pub fn load_reporter(&self) -> LoadReporter {
+        self.load.clone()
     }
 
     /// Waits until at least one directory has accepted the registration.
@@ -86,6 +92,17 @@ impl Registrar {
 impl Drop for Registrar {
     fn drop(&mut self) {
         self.stop.cancel();
+    }
+}
+
+/// Reports an instance's load with its heartbeats; cheap to clone.
+#[derive(Clone)]
+pub struct LoadReporter(Arc<watch::Sender<Load>>);
+
+impl LoadReporter {
+    /// The load to send with the next heartbeat.
+    pub fn set(&self, load: Load) {
+        self.0.send_replace(load);
     }
 }
 

@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
+pub(crate) mod archiver;
 pub(crate) mod directory;
+pub(crate) mod dispatcher;
 
 use std::net::SocketAddr;
 
@@ -16,4 +18,12 @@ pub(crate) async fn bind(kind: &str, address: SocketAddr) -> anyhow::Result<TcpL
     let bound = listener.local_addr()?;
     println!("owlmesh {kind} listening on {bound}");
     Ok(listener)
+}
+
+/// The instance id: the one given, or the kind and the bound port.
+pub(crate) fn instance_id(kind: &str, given: Option<String>, listener: &TcpListener) -> String {
+    given.unwrap_or_else(|| {
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+        format!("{kind}-{port}")
+    })
 }

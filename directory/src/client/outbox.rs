@@ -1,0 +1,364 @@
+//! The producers' outbox to the archivers: pages and events go, in batches over one
+//! `Archive` stream per archiver, to the archiver that owns their document key on the ring.
+//!
+//! A page is done only when its archiver acknowledges the batch that carried it; until then
+//! it stays here. When an archiver's stream fails, its unacknowledged items are routed again
+//! after a short pause: to a new owner once the directory says the archiver is gone, or to
+//! the same one when it returns. Resending is safe because the archive is idempotent (pages
+//! by job, URL and epoch; events by id). The outbox is bounded: when it is full, callers wait,
+//! which is how a dead archive tier slows the crawl down instead of losing results.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use owlmesh_proto::v1::archiver_client::ArchiverClient;
+use owlmesh_proto::v1::{ArchiveBatch, Event, PageRecord};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+use tracing::{debug, warn};
+
+use super::channels::{ChannelOptions, endpoint};
+use super::membership::MembershipWatcher;
+
+/// Items (pages and events) the outbox holds at most, unless configured otherwise.
+pub const DEFAULT_OUTBOX_CAPACITY: usize = 8192;
+/// Items per batch at most.
+pub const DEFAULT_BATCH_SIZE: usize = 256;
+/// How long a partial batch waits for company before it is sent.
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(5);
+/// Pause before items of a failed stream are routed again.
+const RETRY_PAUSE: Duration = Duration::from_millis(250);
+/// Batches in flight per archiver stream.
+const BATCHES_IN_FLIGHT: usize = 8;
+
+/// Sizes of the outbox.
+#[derive(Debug, Clone)]
+pub struct OutboxConfig {
+    /// Items held at most (queued or awaiting acknowledgement).
+    pub capacity: usize,
+    /// Items per batch at most.
+    pub batch_size: usize,
+    /// How long a partial batch waits before it is sent.
+    pub linger: Duration,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            capacity: DEFAULT_OUTBOX_CAPACITY,
+            batch_size: DEFAULT_BATCH_SIZE,
+            linger: DEFAULT_LINGER,
+        }
+    }
+}
+
+/// Why a page was not archived.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    /// The outbox stopped (shutdown) before an archiver acknowledged the page.
+    #[error("archive outbox closed before the page was acknowledged")]
+    Closed,
+}
+
+/// Counters of an outbox, for telemetry.
+#[derive(Debug, Default)]
+pub struct OutboxStats {
+    /// Pages acknowledged by an archiver.
+    pub pages_acknowledged: AtomicU64,
+    /// Events acknowledged by an archiver.
+    pub events_acknowledged: AtomicU64,
+    /// Batches sent (including resends).
+    pub batches_sent: AtomicU64,
+    /// Items routed again after a stream failed.
+    pub items_resent: AtomicU64,
+}
+
+enum Item {
+    Page(PageRecord, oneshot::Sender<()>),
+    Event(Event),
+}
+
+impl Item {
+    /// The document key that picks the archiver: job and URL (events of a whole job: job).
+    fn key(&self) -> String {
+        match self {
+            Item::Page(page, _) => document_key(&page.job_id, &page.url),
+            Item::Event(event) => document_key(&event.job_id, &event.url),
+        }
+    }
+}
+
+/// The routing key of a document: its job and canonical URL.
+pub fn document_key(job_id: &str, url: &str) -> String {
+    format!("{job_id} {url}")
+}
+
+/// A handle to the outbox; cheap to clone.
+#[derive(Clone)]
+pub struct ArchiveOutbox {
+    input: mpsc::Sender<Item>,
+    room: Arc<Semaphore>,
+    held: Arc<AtomicUsize>,
+    stats: Arc<OutboxStats>,
+    capacity: usize,
+}
+
+impl ArchiveOutbox {
+    /// Starts routing to the archivers in `archivers`; stops when `shutdown` is cancelled.
+    pub fn start(
+        archivers: MembershipWatcher,
+        config: OutboxConfig,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let (input, receiver) = mpsc::channel(config.batch_size);
+        let outbox = Self {
+            input,
+            room: Arc::new(Semaphore::new(config.capacity)),
+            held: Arc::default(),
+            stats: Arc::default(),
+            capacity: config.capacity,
+        };
+        let router = Router {
+            archivers,
+            config,
+            shards: HashMap::new(),
+            parked: Vec::new(),
+            outbox: outbox.clone(),
+        };
+        tokio::spawn(router.run(receiver, shutdown));
+        outbox
+    }
+
+    /// Archives a page: returns once an archiver has acknowledged it (stored, or already
+    /// there). Waits while the outbox is full.
+    pub async fn archive(&self, page: PageRecord) -> Result<(), OutboxError> {
+        let (done, acknowledged) = oneshot::channel();
+        self.enqueue(Item::Page(page, done)).await?;
+        acknowledged.await.map_err(|_| OutboxError::Closed)
+    }
+
+    /// Queues an event; returns once it is in the outbox (delivery continues in the
+    /// background). Waits while the outbox is full.
+    pub async fn publish(&self, event: Event) -> Result<(), OutboxError> {
+        self.enqueue(Item::Event(event)).await
+    }
+
+    /// Items held now: queued or awaiting acknowledgement.
+    pub fn depth(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// The most items the outbox holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> &OutboxStats {
+        &self.stats
+    }
+
+    async fn enqueue(&self, item: Item) -> Result<(), OutboxError> {
+        let permit = self.room.acquire().await.map_err(|_| OutboxError::Closed)?;
+        permit.forget();
+        self.held.fetch_add(1, Ordering::Relaxed);
+        self.input.send(item).await.map_err(|_| OutboxError::Closed)
+    }
+
+    fn acknowledged(&self, items: Vec<Item>) {
+        let count = items.len();
+        for item in items {
+            match item {
+                Item::Page(_, done) => {
+                    self.stats
+                        .pages_acknowledged
+                        .fetch_add(1, Ordering::Relaxed);
+                    let _ = done.send(());
+                }
+                Item::Event(_) => {
+                    self.stats
+                        .events_acknowledged
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        self.held.fetch_sub(count, Ordering::Relaxed);
+        self.room.add_permits(count);
+    }
+}
+
+/// Puts items on the shard of their owner, and routes failed items again.
+struct Router {
+    archivers: MembershipWatcher,
+    config: OutboxConfig,
+    /// Open shard writers by archiver id: (address, queue).
+    shards: HashMap<String, (String, mpsc::Sender<Item>)>,
+    /// Items with no archiver to go to, waiting for one to join.
+    parked: Vec<Item>,
+    outbox: ArchiveOutbox,
+}
+
+impl Router {
+    async fn run(mut self, mut input: mpsc::Receiver<Item>, shutdown: CancellationToken) {
+        let (retry_sender, mut retry) = mpsc::unbounded_channel::<Vec<Item>>();
+        let mut membership = self.archivers.subscribe();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                item = input.recv() => match item {
+                    Some(item) => self.route(item, &retry_sender, &shutdown).await,
+                    None => return,
+                },
+                Some(items) = retry.recv() => {
+                    self.outbox.stats.items_resent.fetch_add(items.len() as u64, Ordering::Relaxed);
+                    for item in items {
+                        self.route(item, &retry_sender, &shutdown).await;
+                    }
+                }
+                changed = membership.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    for item in std::mem::take(&mut self.parked) {
+                        self.route(item, &retry_sender, &shutdown).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn route(
+        &mut self,
+        item: Item,
+        retry: &mpsc::UnboundedSender<Vec<Item>>,
+        shutdown: &CancellationToken,
+    ) {
+        let view = self.archivers.view();
+        let Some(owner) = view.route(&item.key()) else {
+            self.parked.push(item);
+            return;
+        };
+        let (id, address) = (owner.id.clone(), owner.address.clone());
+        let current = self
+            .shards
+            .get(&id)
+            .filter(|(known, queue)| *known == address && !queue.is_closed());
+        let queue = match current {
+            Some((_, queue)) => queue.clone(),
+            None => {
+                let (queue, receiver) = mpsc::channel(self.config.batch_size * 2);
+                let shard = Shard {
+                    address: address.clone(),
+                    config: self.config.clone(),
+                    outbox: self.outbox.clone(),
+                    retry: retry.clone(),
+                };
+                tokio::spawn(shard.run(receiver, shutdown.clone()));
+                self.shards.insert(id, (address, queue.clone()));
+                queue
+            }
+        };
+        if let Err(mpsc::error::SendError(item)) = queue.send(item).await {
+            let _ = retry.send(vec![item]);
+        }
+    }
+}
+
+/// Writes one archiver's batches over its `Archive` stream.
+struct Shard {
+    address: String,
+    config: OutboxConfig,
+    outbox: ArchiveOutbox,
+    retry: mpsc::UnboundedSender<Vec<Item>>,
+}
+
+impl Shard {
+    async fn run(self, mut queue: mpsc::Receiver<Item>, shutdown: CancellationToken) {
+        let mut in_flight: HashMap<u64, Vec<Item>> = HashMap::new();
+        let outcome = tokio::select! {
+            _ = shutdown.cancelled() => Ok(()),
+            outcome = self.stream(&mut queue, &mut in_flight) => outcome,
+        };
+        if let Err(status) = outcome {
+            warn!(archiver = %self.address, error = %status.message(), "archive stream failed: routing its items again");
+        }
+        // Whatever was not acknowledged goes back to the router, after a pause.
+        queue.close();
+        let mut unacknowledged: Vec<Item> = in_flight.into_values().flatten().collect();
+        while let Ok(item) = queue.try_recv() {
+            unacknowledged.push(item);
+        }
+        if !unacknowledged.is_empty() && !shutdown.is_cancelled() {
+            tokio::time::sleep(RETRY_PAUSE).await;
+            let _ = self.retry.send(unacknowledged);
+        }
+    }
+
+    async fn stream(
+        &self,
+        queue: &mut mpsc::Receiver<Item>,
+        in_flight: &mut HashMap<u64, Vec<Item>>,
+    ) -> Result<(), Status> {
+        let channel = endpoint(&self.address, &ChannelOptions::default())
+            .map_err(Status::from)?
+            .connect_lazy();
+        let (batches, receiver) = mpsc::channel(BATCHES_IN_FLIGHT);
+        let mut acks = ArchiverClient::new(channel)
+            .archive(ReceiverStream::new(receiver))
+            .await?
+            .into_inner();
+        let mut next_batch_id = 0u64;
+        loop {
+            let room = in_flight.len() < BATCHES_IN_FLIGHT;
+            tokio::select! {
+                items = self.collect(queue), if room => {
+                    let Some(items) = items else { return Ok(()) };
+                    next_batch_id += 1;
+                    let batch = to_batch(next_batch_id, &items);
+                    in_flight.insert(next_batch_id, items);
+                    self.outbox.stats.batches_sent.fetch_add(1, Ordering::Relaxed);
+                    batches.send(batch).await.map_err(|_| Status::unavailable("archive stream closed"))?;
+                }
+                ack = acks.message() => {
+                    let ack = ack?.ok_or_else(|| Status::unavailable("archive stream ended"))?;
+                    if let Some(items) = in_flight.remove(&ack.batch_id) {
+                        debug!(batch = ack.batch_id, stored = ack.stored, duplicates = ack.duplicates, "acknowledged");
+                        self.outbox.acknowledged(items);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for one item, then takes more for up to `linger` or until the batch is full.
+    async fn collect(&self, queue: &mut mpsc::Receiver<Item>) -> Option<Vec<Item>> {
+        let first = queue.recv().await?;
+        let mut items = vec![first];
+        let deadline = tokio::time::Instant::now() + self.config.linger;
+        while items.len() < self.config.batch_size {
+            match tokio::time::timeout_at(deadline, queue.recv()).await {
+                Ok(Some(item)) => items.push(item),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        Some(items)
+    }
+}
+
+fn to_batch(batch_id: u64, items: &[Item]) -> ArchiveBatch {
+    let mut batch = ArchiveBatch {
+        batch_id,
+        ..Default::default()
+    };
+    for item in items {
+        match item {
+            Item::Page(page, _) => batch.pages.push(page.clone()),
+            Item::Event(event) => batch.events.push(event.clone()),
+        }
+    }
+    batch
+}

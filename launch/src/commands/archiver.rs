@@ -1,0 +1,28 @@
+//! `owlmesh archiver`: runs an archiver shard.
+
+use owlmesh_archiver::{ArchiverNodeConfig, Config};
+use tracing::info;
+
+use crate::cli::ArchiverOptions;
+
+/// Serves an archiver until SIGINT/SIGTERM.
+pub(crate) async fn run(options: ArchiverOptions) -> anyhow::Result<()> {
+    let shutdown = crate::shutdown::on_signal()?;
+    let service = options.service;
+    let listener = super::bind("archiver", service.listen).await?;
+    let id = super::instance_id("archiver", service.id, &listener);
+    let mut archive = Config::with_data_dir(&service.data_dir);
+    archive.database_url = options.database;
+    archive.event_retention = Some(options.event_retention);
+    archive.webhooks.urls = options.webhooks;
+    archive.jsonl_files = !options.no_jsonl;
+    archive.validate()?;
+    let config = ArchiverNodeConfig {
+        id,
+        directories: service.directory,
+        archive,
+    };
+    info!(?config, "starting archiver");
+    owlmesh_archiver::serve(listener, config, shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! Storing one batch in one transaction: multi-row inserts that skip rows already stored
+//! (`ON CONFLICT DO NOTHING`), then change detection for the pages that were new.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use owlmesh_proto::v1::{ArchiveBatch, Event, PageRecord};
+
+use super::StoredBatch;
+use super::backend::{Backend, Param, Statement, WriteTransaction};
+use crate::error::{ArchiverError, Result};
+use crate::item::borrow_fields;
+
+/// Rows per multi-row insert; with at most 8 columns this stays far below the bound-parameter
+/// limits of SQLite (32766) and PostgreSQL (65535).
+const ROWS_PER_STATEMENT: usize = 512;
+/// Ids per `IN (…)` list of the change-detection update.
+const IDS_PER_STATEMENT: usize = 1000;
+
+const INSERT_PAGES: &str = "INSERT INTO pages \
+    (job_id, url, epoch, handler, fields, content_hash, http_status, fetched_at_ms) VALUES ";
+const INSERT_PAGES_END: &str =
+    " ON CONFLICT (job_id, url, epoch) DO NOTHING RETURNING id, job_id, url, epoch";
+/// Compares each new page with the latest earlier epoch of its URL; a URL seen for the first
+/// time counts as changed. Runs after the inserts so that several epochs of one URL in one batch
+/// are compared with each other too.
+const MARK_CHANGES: &str = "UPDATE pages SET changed = COALESCE((\
+    SELECT earlier.content_hash <> pages.content_hash FROM pages AS earlier \
+    WHERE earlier.job_id = pages.job_id AND earlier.url = pages.url \
+    AND earlier.epoch < pages.epoch ORDER BY earlier.epoch DESC LIMIT 1), TRUE) WHERE id IN ";
+const INSERT_DOCUMENTS: &str =
+    "INSERT INTO documents (job_id, url, document_type, found_on) VALUES ";
+const INSERT_DOCUMENTS_END: &str = " ON CONFLICT (job_id, url) DO NOTHING";
+const INSERT_EVENTS: &str = "INSERT INTO events \
+    (event_id, kind, job_id, url, at_ms, source, message, attributes) VALUES ";
+const INSERT_EVENTS_END: &str = " ON CONFLICT (event_id) DO NOTHING";
+
+/// A page ready to insert: borrowed from the batch, with its fields rendered as JSON.
+struct PageRow<'a> {
+    position: usize,
+    key: (&'a str, &'a str, i64),
+    page: &'a PageRecord,
+    fields: String,
+}
+
+/// A row returned by the page insert: the key of a page that was new.
+#[derive(sqlx::FromRow)]
+struct InsertedPage {
+    id: i64,
+    job_id: String,
+    url: String,
+    epoch: i64,
+}
+
+/// Stores `batch` in one transaction; see [`super::ArchiveStore::store_batch`].
+pub(super) async fn store_batch(backend: &Backend, batch: &ArchiveBatch) -> Result<StoredBatch> {
+    let rows = page_rows(batch)?;
+    let mut transaction = backend.begin_write().await?;
+    let inserted = insert_pages(&mut transaction, &rows).await?;
+    let ids: Vec<i64> = inserted.iter().map(|&(id, _)| id).collect();
+    mark_changes(&mut transaction, &ids).await?;
+    let new_pages: Vec<usize> = inserted.into_iter().map(|(_, at)| at).collect();
+    insert_documents(&mut transaction, batch, &new_pages).await?;
+    let events_stored = insert_events(&mut transaction, &batch.events).await?;
+    transaction.commit().await?;
+    let stored = count(new_pages.len());
+    Ok(StoredBatch {
+        stored,
+        duplicates: count(batch.pages.len()).saturating_sub(stored),
+        events_stored: u32::try_from(events_stored).unwrap_or(u32::MAX),
+        new_pages,
+    })
+}
+
+fn count(length: usize) -> u32 {
+    u32::try_from(length).unwrap_or(u32::MAX)
+}
+
+/// The batch's pages as rows, without repeats of a key within the batch.
+fn page_rows(batch: &ArchiveBatch) -> Result<Vec<PageRow<'_>>> {
+    let mut seen = HashSet::with_capacity(batch.pages.len());
+    let mut rows = Vec::with_capacity(batch.pages.len());
+    for (position, page) in batch.pages.iter().enumerate() {
+        let epoch = i64::try_from(page.epoch).map_err(|_| {
+            ArchiverError::invalid(format!("pages[{position}].epoch"), "must be below 2^63")
+        })?;
+        let key = (page.job_id.as_str(), page.url.as_str(), epoch);
+        if !seen.insert(key) {
+            continue;
+        }
+        let fields = serde_json::to_string(&borrow_fields(&page.fields))?;
+        rows.push(PageRow {
+            position,
+            key,
+            page,
+            fields,
+        });
+    }
+    // One lock order for every transaction: two batches that share keys wait for each other
+    // instead of deadlocking.
+    rows.sort_unstable_by(|left, right| left.key.cmp(&right.key));
+    Ok(rows)
+}
+
+/// Inserts the pages whose key is new; returns their ids and positions in the batch, in the
+/// order of the ids.
+async fn insert_pages(
+    transaction: &mut WriteTransaction,
+    rows: &[PageRow<'_>],
+) -> Result<Vec<(i64, usize)>> {
+    let mut inserted = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut statement = Statement::new(INSERT_PAGES);
+        for (index, row) in chunk.iter().enumerate() {
+            if index > 0 {
+                statement.push_sql(", ");
+            }
+            statement.push_row(page_params(row));
+        }
+        statement.push_sql(INSERT_PAGES_END);
+        let positions: HashMap<_, _> = chunk.iter().map(|row| (row.key, row.position)).collect();
+        let returned: Vec<InsertedPage> = transaction.fetch_all(statement).await?;
+        for page in &returned {
+            let key = (page.job_id.as_str(), page.url.as_str(), page.epoch);
+            if let Some(&position) = positions.get(&key) {
+                inserted.push((page.id, position));
+            }
+        }
+    }
+    inserted.sort_unstable();
+    Ok(inserted)
+}
+
+fn page_params<'a>(row: &'a PageRow<'a>) -> [Param<'a>; 8] {
+    let (job_id, url, epoch) = row.key;
+    [
+        Param::Text(job_id),
+        Param::Text(url),
+        Param::Int(epoch),
+        Param::Text(&row.page.handler),
+        Param::Text(&row.fields),
+        Param::Text(&row.page.content_hash),
+        Param::Int(i64::from(row.page.http_status)),
+        Param::Int(row.page.fetched_at_ms),
+    ]
+}
+
+/// Sets `changed` on the pages just inserted.
+async fn mark_changes(transaction: &mut WriteTransaction, ids: &[i64]) -> Result<()> {
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let mut statement = Statement::new(MARK_CHANGES);
+        statement.push_row(chunk.iter().map(|&id| Param::Int(id)));
+        transaction.execute(statement).await?;
+    }
+    Ok(())
+}
+
+/// Inserts the documents found on the new pages, in key order; a document already known for
+/// the job keeps its first `found_on`.
+async fn insert_documents(
+    transaction: &mut WriteTransaction,
+    batch: &ArchiveBatch,
+    new_pages: &[usize],
+) -> Result<()> {
+    let mut documents = BTreeMap::new();
+    for page in new_pages.iter().filter_map(|&at| batch.pages.get(at)) {
+        for document in &page.documents {
+            let found_on = match document.found_on.as_str() {
+                "" => page.url.as_str(),
+                found_on => found_on,
+            };
+            let key = (page.job_id.as_str(), document.url.as_str());
+            documents
+                .entry(key)
+                .or_insert((document.r#type.as_str(), found_on));
+        }
+    }
+    let rows = documents
+        .into_iter()
+        .map(|((job_id, url), (kind, found_on))| {
+            [
+                Param::Text(job_id),
+                Param::Text(url),
+                Param::Text(kind),
+                Param::Text(found_on),
+            ]
+        });
+    insert_rows(
+        transaction,
+        INSERT_DOCUMENTS,
+        INSERT_DOCUMENTS_END,
+        rows.collect(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Inserts the events whose id is new; returns how many.
+async fn insert_events(transaction: &mut WriteTransaction, events: &[Event]) -> Result<u64> {
+    let mut seen = HashSet::with_capacity(events.len());
+    let unique: Vec<&Event> = events
+        .iter()
+        .filter(|event| seen.insert(event.id.as_str()))
+        .collect();
+    let attributes = unique
+        .iter()
+        .map(|event| {
+            let sorted: BTreeMap<&str, &str> = event
+                .attributes
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str()))
+                .collect();
+            serde_json::to_string(&sorted)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let rows = unique.iter().zip(&attributes).map(|(event, attributes)| {
+        [
+            Param::Text(&event.id),
+            Param::Text(&event.kind),
+            Param::Text(&event.job_id),
+            Param::Text(&event.url),
+            Param::Int(event.at_ms),
+            Param::Text(&event.source),
+            Param::Text(&event.message),
+            Param::Text(attributes),
+        ]
+    });
+    insert_rows(
+        transaction,
+        INSERT_EVENTS,
+        INSERT_EVENTS_END,
+        rows.collect(),
+    )
+    .await
+}
+
+/// Inserts `rows` with multi-row statements `head (…), (…) tail`; returns how many were new.
+async fn insert_rows<'a, const COLUMNS: usize>(
+    transaction: &mut WriteTransaction,
+    head: &'static str,
+    tail: &str,
+    rows: Vec<[Param<'a>; COLUMNS]>,
+) -> Result<u64> {
+    let mut inserted = 0;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut statement = Statement::new(head);
+        for (index, row) in chunk.iter().enumerate() {
+            if index > 0 {
+                statement.push_sql(", ");
+            }
+            statement.push_row(*row);
+        }
+        statement.push_sql(tail);
+        inserted += transaction.execute(statement).await?;
+    }
+    Ok(inserted)
+}

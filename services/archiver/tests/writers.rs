@@ -1,0 +1,165 @@
+//! The result writers seen from outside: the JSON-lines file of a job after batches arrive over
+//! the socket, and webhook delivery to a small axum server on `127.0.0.1:0`.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use common::{Harness, batch, eventually, page, pages};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn jsonl_file_gets_one_line_per_new_item() {
+    let harness = Harness::start(|_| {}).await;
+    let mut first = pages("job", 0, 2, "article");
+    first.push(page("job", "https://site.example/plain", 1, ""));
+    harness.archive(vec![batch(1, first.clone(), vec![])]).await;
+    harness.archive(vec![batch(2, first, vec![])]).await;
+    harness
+        .archive(vec![batch(3, pages("other/job", 0, 1, "listing"), vec![])])
+        .await;
+
+    let written = std::fs::read_to_string(harness.dir.path().join("job.jsonl")).unwrap();
+    let expected = [0, 1].map(|n| {
+        format!(
+            "{{\"url\":\"https://site.example/{n}\",\"handler\":\"article\",\"fields\":\
+             {{\"tags\":[\"a\",\"b\"],\"title\":\"title of https://site.example/{n}\"}},\
+             \"fetched_at\":\"2024-05-01T12:00:00.001Z\"}}\n"
+        )
+    });
+    assert_eq!(
+        written,
+        expected.concat(),
+        "duplicates and handler-less pages are not written"
+    );
+    let other = harness.dir.path().join("other%2Fjob.jsonl");
+    assert_eq!(std::fs::read_to_string(other).unwrap().lines().count(), 1);
+    harness.stop().await;
+}
+
+/// What the webhook receiver saw.
+#[derive(Clone, Default)]
+struct Receiver {
+    calls: Arc<AtomicUsize>,
+    bodies: Arc<Mutex<Vec<Value>>>,
+    /// The status of every call after the first, which always fails with 500.
+    status: Arc<Mutex<Option<StatusCode>>>,
+}
+
+async fn receive(
+    State(receiver): State<Receiver>,
+    axum::Json(body): axum::Json<Value>,
+) -> StatusCode {
+    let call = receiver.calls.fetch_add(1, Ordering::SeqCst);
+    if call == 0 {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    let status = receiver.status.lock().unwrap().unwrap_or(StatusCode::OK);
+    if status.is_success() {
+        receiver.bodies.lock().unwrap().push(body);
+    }
+    status
+}
+
+async fn start_receiver(receiver: Receiver) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let app = Router::new()
+        .route("/hook", post(receive))
+        .with_state(receiver);
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (format!("http://{address}/hook"), server)
+}
+
+#[tokio::test]
+async fn webhook_retries_a_failed_post_and_delivers_every_item() {
+    let receiver = Receiver::default();
+    let (url, server) = start_receiver(receiver.clone()).await;
+    let harness = Harness::start(|config| {
+        config.webhooks.urls = vec![url];
+        config.webhooks.initial_backoff = Duration::from_millis(20);
+        config.webhooks.attempts = 3;
+    })
+    .await;
+    let (acks, status) = harness
+        .archive(vec![batch(1, pages("job", 0, 3, "article"), vec![])])
+        .await;
+    assert!(
+        status.is_none() && acks.len() == 1,
+        "the write is acknowledged at once"
+    );
+
+    let bodies = receiver.bodies.clone();
+    eventually(Duration::from_secs(10), || {
+        bodies.lock().unwrap().len() == 3
+    })
+    .await;
+    assert_eq!(
+        receiver.calls.load(Ordering::SeqCst),
+        4,
+        "one failure, retried once"
+    );
+    let mut urls: Vec<String> = bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|body| body["url"].as_str().unwrap_or_default().to_string())
+        .collect();
+    urls.sort();
+    assert_eq!(
+        urls,
+        [
+            "https://site.example/0",
+            "https://site.example/1",
+            "https://site.example/2"
+        ]
+    );
+    let first = bodies.lock().unwrap()[0].clone();
+    assert_eq!(first["job_id"], json!("job"));
+    assert_eq!(first["handler"], json!("article"));
+    assert_eq!(first["fields"]["tags"], json!(["a", "b"]));
+    assert_eq!(first["fetched_at"], json!("2024-05-01T12:00:00.001Z"));
+
+    let stats = harness.service.stats().snapshot();
+    assert_eq!((stats.webhook_delivered, stats.webhook_failed), (3, 0));
+    harness.stop().await;
+    server.abort();
+}
+
+#[tokio::test]
+async fn webhook_gives_up_at_once_on_a_client_error() {
+    let receiver = Receiver::default();
+    *receiver.status.lock().unwrap() = Some(StatusCode::BAD_REQUEST);
+    let (url, server) = start_receiver(receiver.clone()).await;
+    let harness = Harness::start(|config| {
+        config.webhooks.urls = vec![url];
+        config.webhooks.initial_backoff = Duration::from_millis(20);
+        config.webhooks.attempts = 3;
+    })
+    .await;
+    harness
+        .archive(vec![batch(1, pages("job", 0, 1, "article"), vec![])])
+        .await;
+
+    let stats = harness.service.stats();
+    eventually(Duration::from_secs(10), || {
+        stats.snapshot().webhook_failed == 1
+    })
+    .await;
+    assert_eq!(
+        receiver.calls.load(Ordering::SeqCst),
+        2,
+        "500 retried, 400 not"
+    );
+    assert!(receiver.bodies.lock().unwrap().is_empty());
+    harness.stop().await;
+    server.abort();
+}

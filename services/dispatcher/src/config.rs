@@ -1,0 +1,62 @@
+//! The dispatcher's settings, every one with a default fit for a local run.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long a scraper may hold an assignment before it goes back to the frontier.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+/// Assignments sent to one scraper per claim at most.
+pub const DEFAULT_CLAIM_BATCH: usize = 256;
+/// How often leases are checked for expiry and recrawls for being due.
+pub const DEFAULT_MAINTENANCE_INTERVAL: Duration = Duration::from_millis(500);
+/// Outcomes written to the frontier in one transaction at most.
+pub const DEFAULT_OUTCOME_BATCH: usize = 1024;
+
+/// Settings of one dispatcher.
+#[derive(Debug, Clone)]
+pub struct DispatcherConfig {
+    /// Instance id in the directory.
+    pub id: String,
+    /// Failover order: the live dispatcher with the lowest priority works.
+    pub priority: i32,
+    /// Directory addresses.
+    pub directories: Vec<String>,
+    /// The frontier database: a `sqlite:` path or URL, or a `postgres://` URL.
+    pub database_url: String,
+    /// Lease of each assignment.
+    pub lease: Duration,
+    /// Assignments per claim at most.
+    pub claim_batch: usize,
+    /// Lease expiry and recrawl check period.
+    pub maintenance_interval: Duration,
+    /// Outcomes per frontier transaction at most.
+    pub outcome_batch: usize,
+    /// Data folder (for the default SQLite file).
+    pub data_dir: PathBuf,
+}
+
+impl DispatcherConfig {
+    /// Defaults for a dispatcher with this id, storing under `data_dir`.
+    pub fn new(id: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
+        Self {
+            id: id.into(),
+            priority: 0,
+            directories: vec![owlmesh_directory::DEFAULT_DIRECTORY_ADDRESS.to_owned()],
+            database_url: default_database_url(&data_dir),
+            lease: DEFAULT_LEASE,
+            claim_batch: DEFAULT_CLAIM_BATCH,
+            maintenance_interval: DEFAULT_MAINTENANCE_INTERVAL,
+            outcome_batch: DEFAULT_OUTCOME_BATCH,
+            data_dir,
+        }
+    }
+}
+
+/// The embedded default: a SQLite file in the data folder, shared by every dispatcher.
+pub fn default_database_url(data_dir: &std::path::Path) -> String {
+    format!(
+        "sqlite://{}",
+        data_dir.join(crate::frontier::SQLITE_FILE_NAME).display()
+    )
+}

@@ -1,0 +1,72 @@
+//! What can go wrong in the frontier, and how it reads to a gRPC client.
+
+use super::model::JobState;
+
+/// An error of the frontier store.
+#[derive(Debug, thiserror::Error)]
+pub enum FrontierError {
+    /// The database failed a statement or could not be reached.
+    #[error("frontier database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The embedded migrations could not bring the schema up to date.
+    #[error("frontier migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// No job has this id.
+    #[error("job not found: {0}")]
+    JobNotFound(String),
+    /// The job's state does not allow the change asked for.
+    #[error("job {job} cannot go from {from} to {to}")]
+    InvalidTransition {
+        /// The job's id.
+        job: String,
+        /// Its state now.
+        from: JobState,
+        /// The state asked for.
+        to: JobState,
+    },
+    /// A new epoch starts only once the current one is done.
+    #[error("job {0} has not finished its current epoch")]
+    EpochInProgress(String),
+    /// The spec's recrawl schedule cannot be read.
+    #[error("invalid recrawl schedule: {0}")]
+    InvalidSchedule(String),
+    /// A state name that is none of the known ones.
+    #[error("unknown state: {0}")]
+    UnknownState(String),
+    /// A stored job spec that does not decode: the row was changed outside the frontier.
+    #[error("stored spec of job {job} does not decode: {source}")]
+    CorruptSpec {
+        /// The job's id.
+        job: String,
+        /// Why it does not decode.
+        source: prost::DecodeError,
+    },
+    /// A batch could not be encoded as JSON for the database.
+    #[error("encoding a batch: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// The frontier's result.
+pub type Result<T, E = FrontierError> = std::result::Result<T, E>;
+
+impl From<FrontierError> for tonic::Status {
+    fn from(error: FrontierError) -> Self {
+        let message = error.to_string();
+        match error {
+            FrontierError::JobNotFound(_) => Self::not_found(message),
+            FrontierError::InvalidTransition { .. } | FrontierError::EpochInProgress(_) => {
+                Self::failed_precondition(message)
+            }
+            FrontierError::InvalidSchedule(_) | FrontierError::UnknownState(_) => {
+                Self::invalid_argument(message)
+            }
+            FrontierError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
+                Self::unavailable(message)
+            }
+            FrontierError::Database(_)
+            | FrontierError::Migration(_)
+            | FrontierError::CorruptSpec { .. }
+            | FrontierError::Encode(_) => Self::internal(message),
+        }
+    }
+}

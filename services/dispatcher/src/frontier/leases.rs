@@ -1,0 +1,66 @@
+//! Leases that end without an outcome: expired, held by a scraper that left, or taken back by
+//! the dispatcher. Their URLs go back to the queue, due as before, without counting an attempt.
+
+use super::error::Result;
+use super::ledger::Ledger;
+use super::store::{FrontierPool, Statement};
+
+/// Which leases to end.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Leases<'a> {
+    /// Every lease that expired by this time.
+    ExpiredBy(i64),
+    /// Every lease this scraper holds.
+    HeldBy(&'a str),
+    /// These leases.
+    Ids(&'a [u64]),
+}
+
+/// Returns the chosen leased URLs to the queue; returns how many.
+pub(super) async fn return_leases(
+    pool: &FrontierPool,
+    leases: Leases<'_>,
+    now: i64,
+) -> Result<u64> {
+    let sql = pool.sql();
+    let ids = match leases {
+        Leases::Ids([]) => return Ok(0),
+        Leases::Ids(ids) => {
+            serde_json::to_string(&ids.iter().map(|id| *id as i64).collect::<Vec<_>>())?
+        }
+        Leases::ExpiredBy(_) | Leases::HeldBy(_) => String::new(),
+    };
+    let (find_jobs, return_urls) = match leases {
+        Leases::ExpiredBy(at) => (
+            Statement::new(sql.expired_lease_jobs).int(at),
+            Statement::new(sql.return_expired_leases).int(at),
+        ),
+        Leases::HeldBy(owner) => (
+            Statement::new(sql.owner_lease_jobs).text(owner),
+            Statement::new(sql.return_owner_leases).text(owner),
+        ),
+        Leases::Ids(_) => (
+            Statement::new(sql.lease_id_jobs).text(&ids),
+            Statement::new(sql.return_leases_by_id).text(&ids),
+        ),
+    };
+    let mut tx = pool.begin().await?;
+    // The jobs come first, locked, then their URLs (see the ledger); URLs of a job that gained
+    // leases since are left for the next call.
+    let jobs: Vec<(String,)> = tx.fetch_all(find_jobs).await?;
+    if jobs.is_empty() {
+        return Ok(0);
+    }
+    let mut ledger = Ledger::lock(&mut tx, jobs.iter().map(|(id,)| id.as_str())).await?;
+    let locked = serde_json::to_string(&ledger.ids().collect::<Vec<_>>())?;
+    let returned: Vec<(String,)> = tx.fetch_all(return_urls.text(&locked)).await?;
+    for (job_id,) in &returned {
+        if let Some(job) = ledger.get_mut(job_id) {
+            job.counts.in_flight -= 1;
+            job.counts.queued += 1;
+        }
+    }
+    ledger.close(&mut tx, now).await?;
+    tx.commit().await?;
+    Ok(returned.len() as u64)
+}

@@ -1,0 +1,150 @@
+//! The outcome writer: outcomes from every session, batched into one frontier transaction,
+//! with the links they found canonicalised and filtered by the job's rules.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use owlmesh_proto::v1::{Outcome, OutcomeStatus};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use super::Dispatcher;
+use crate::canonical::canonicalize;
+use crate::frontier::{Completion, UrlKey, now_ms};
+use crate::spec::CompiledRules;
+
+/// Pause before retrying a batch the database refused.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// Writes outcomes until `stop` is cancelled, then writes what is still queued and ends.
+pub(crate) async fn outcome_writer(
+    dispatcher: Arc<Dispatcher>,
+    mut outcomes: mpsc::Receiver<Outcome>,
+    stop: CancellationToken,
+) {
+    let limit = dispatcher.config.outcome_batch;
+    let mut batch = Vec::with_capacity(limit);
+    loop {
+        let received = tokio::select! {
+            received = outcomes.recv_many(&mut batch, limit) => received,
+            _ = stop.cancelled() => {
+                // The dispatcher holds a sender itself, so the channel never closes by
+                // itself: close it, and write what was delivered before.
+                outcomes.close();
+                outcomes.recv_many(&mut batch, limit).await
+            }
+        };
+        if received == 0 {
+            return;
+        }
+        write_batch(&dispatcher, &batch).await;
+        batch.clear();
+    }
+}
+
+async fn write_batch(dispatcher: &Dispatcher, outcomes: &[Outcome]) {
+    let mut completions = Vec::with_capacity(outcomes.len());
+    for outcome in outcomes {
+        completions.push(completion(dispatcher, outcome).await);
+    }
+    let report = loop {
+        match dispatcher.frontier.complete(&completions, now_ms()).await {
+            Ok(report) => break report,
+            Err(error) => {
+                // Outcomes are never dropped: the scrapers already archived these pages.
+                warn!(%error, outcomes = completions.len(), "cannot record outcomes: retrying");
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+        }
+    };
+    let counters = &dispatcher.counters;
+    counters
+        .outcomes
+        .fetch_add(outcomes.len() as u64, Ordering::Relaxed);
+    counters
+        .stale
+        .fetch_add(report.stale as u64, Ordering::Relaxed);
+    counters
+        .links_admitted
+        .fetch_add(report.admitted, Ordering::Relaxed);
+    dispatcher.sessions.wake.notify_one();
+    for outcome in outcomes {
+        count_and_report(dispatcher, outcome).await;
+    }
+    for job_id in &report.finished_jobs {
+        let message = "epoch finished: nothing queued or in flight".to_owned();
+        dispatcher
+            .events
+            .emit(
+                "job_state",
+                job_id,
+                "",
+                message,
+                HashMap::from([("state".into(), "done".into())]),
+            )
+            .await;
+    }
+}
+
+async fn completion(dispatcher: &Dispatcher, outcome: &Outcome) -> Completion {
+    let mut completion = Completion::from_outcome(outcome);
+    match dispatcher
+        .jobs
+        .get(&dispatcher.frontier, &outcome.job_id)
+        .await
+    {
+        Ok(job) => {
+            completion.links = url_keys(&outcome.links, Some(&job.rules));
+            completion.redirects = url_keys(&outcome.redirects, None);
+        }
+        Err(error) => warn!(job = %outcome.job_id, %error, "links dropped: unknown job"),
+    }
+    completion
+}
+
+/// Canonical keys of `urls`, keeping only the ones the job's rules allow (when given).
+fn url_keys(urls: &[String], rules: Option<&CompiledRules>) -> Vec<UrlKey> {
+    let mut keys = Vec::with_capacity(urls.len());
+    for url in urls {
+        let Ok(canonical) = canonicalize(url) else {
+            continue;
+        };
+        if rules.is_some_and(|rules| !rules.allows_link(&canonical)) {
+            continue;
+        }
+        keys.push(UrlKey {
+            host_key: canonical.host_key(),
+            fingerprint: canonical.fingerprint(),
+            url: canonical.as_str().to_owned(),
+        });
+    }
+    keys
+}
+
+async fn count_and_report(dispatcher: &Dispatcher, outcome: &Outcome) {
+    let status = OutcomeStatus::try_from(outcome.status).unwrap_or(OutcomeStatus::Unspecified);
+    let counter = match status {
+        OutcomeStatus::Done => &dispatcher.counters.done,
+        OutcomeStatus::Transient | OutcomeStatus::Returned => &dispatcher.counters.retried,
+        _ => &dispatcher.counters.failed,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    let attributes = HashMap::from([
+        ("status".to_owned(), status.as_str_name().to_owned()),
+        ("http_status".to_owned(), outcome.http_status.to_string()),
+        ("bytes".to_owned(), outcome.bytes.to_string()),
+    ]);
+    dispatcher
+        .events
+        .emit(
+            "outcome",
+            &outcome.job_id,
+            &outcome.url,
+            outcome.error.clone(),
+            attributes,
+        )
+        .await;
+}

@@ -1,0 +1,296 @@
+//! The `Dispatcher` gRPC service: jobs, events and the scrapers' work sessions.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use owlmesh_proto::v1::dispatcher_server::Dispatcher as DispatcherRpc;
+use owlmesh_proto::v1::worker_message::Message;
+use owlmesh_proto::v1::{
+    Event, Job, JobRequest, ListJobsRequest, ListJobsResponse, SubmitJobRequest, SubmitJobResponse,
+    WatchEventsRequest, WorkMessage, WorkerMessage,
+};
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{info, instrument, warn};
+
+use super::Dispatcher;
+use super::sessions::{SESSION_BUFFER, Session};
+use crate::canonical::canonicalize;
+use crate::frontier::{JobState, NewJob, UrlKey, now_ms};
+use crate::{DispatcherError, Result, spec};
+
+type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// The gRPC face of a dispatcher.
+#[derive(Clone)]
+pub(crate) struct DispatcherService {
+    pub(crate) dispatcher: Arc<Dispatcher>,
+    pub(crate) shutdown: CancellationToken,
+}
+
+impl DispatcherService {
+    async fn submit(&self, spec: Option<owlmesh_proto::v1::JobSpec>) -> Result<String> {
+        let spec = spec.ok_or(DispatcherError::InvalidArgument {
+            field: "spec",
+            reason: "is required".into(),
+        })?;
+        let spec = spec::validated(spec)?;
+        let seeds = seed_keys(&spec.seeds)?;
+        let record = self
+            .dispatcher
+            .frontier
+            .create_job(NewJob {
+                spec: &spec,
+                seeds: &seeds,
+                now_ms: now_ms(),
+            })
+            .await?;
+        info!(job = %record.id, name = %record.name, seeds = seeds.len(), "job submitted");
+        let message = format!("job {:?} submitted with {} seeds", record.name, seeds.len());
+        self.dispatcher
+            .events
+            .emit("job_submitted", &record.id, "", message, HashMap::new())
+            .await;
+        self.dispatcher.sessions.wake.notify_one();
+        Ok(record.id)
+    }
+
+    async fn change_state(&self, request: JobRequest, to: JobState) -> Result<Job> {
+        let id = job_id(request)?;
+        let record = self
+            .dispatcher
+            .frontier
+            .set_state(&id, to, now_ms())
+            .await?;
+        let attributes = HashMap::from([("state".to_owned(), to.as_str().to_owned())]);
+        self.dispatcher
+            .events
+            .emit("job_state", &id, "", format!("job {to}"), attributes)
+            .await;
+        self.dispatcher.sessions.wake.notify_one();
+        Ok(record.to_proto())
+    }
+
+    /// Runs one scraper's session until its stream ends.
+    async fn run_session(
+        dispatcher: Arc<Dispatcher>,
+        session: Arc<Session>,
+        mut inbound: Streaming<WorkerMessage>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                next = inbound.next() => next,
+            };
+            let message = match next {
+                Some(Ok(WorkerMessage {
+                    message: Some(message),
+                })) => message,
+                Some(Ok(_)) => continue,
+                Some(Err(status)) => {
+                    warn!(scraper = %session.scraper_id, error = %status.message(), "work session broke");
+                    break;
+                }
+                None => break,
+            };
+            match message {
+                Message::Credit(credit) => session.add_slots(credit.free_slots),
+                Message::Outcomes(batch) => {
+                    let count = batch.outcomes.len() as u32;
+                    for outcome in batch.outcomes {
+                        if dispatcher.outcomes.send(outcome).await.is_err() {
+                            return;
+                        }
+                    }
+                    session.add_slots(count);
+                }
+                Message::Hello(_) => {}
+            }
+            dispatcher.sessions.wake.notify_one();
+        }
+        info!(scraper = %session.scraper_id, "work session closed");
+        dispatcher.sessions.close(&session);
+    }
+}
+
+/// The seeds as frontier keys; a seed that is not an http(s) URL is the caller's error.
+fn seed_keys(seeds: &[String]) -> Result<Vec<UrlKey>> {
+    seeds
+        .iter()
+        .map(|seed| {
+            let canonical =
+                canonicalize(seed).map_err(|error| DispatcherError::InvalidArgument {
+                    field: "spec.seeds",
+                    reason: error.to_string(),
+                })?;
+            Ok(UrlKey {
+                host_key: canonical.host_key(),
+                fingerprint: canonical.fingerprint(),
+                url: canonical.as_str().to_owned(),
+            })
+        })
+        .collect()
+}
+
+fn job_id(request: JobRequest) -> Result<String> {
+    if request.id.is_empty() {
+        return Err(DispatcherError::InvalidArgument {
+            field: "id",
+            reason: "must not be empty".into(),
+        });
+    }
+    Ok(request.id)
+}
+
+#[tonic::async_trait]
+impl DispatcherRpc for DispatcherService {
+    #[instrument(skip_all)]
+    async fn submit_job(
+        &self,
+        request: Request<SubmitJobRequest>,
+    ) -> Result<Response<SubmitJobResponse>, Status> {
+        let id = self.submit(request.into_inner().spec).await?;
+        Ok(Response::new(SubmitJobResponse { id }))
+    }
+
+    async fn get_job(&self, request: Request<JobRequest>) -> Result<Response<Job>, Status> {
+        let id = job_id(request.into_inner())?;
+        let record = self
+            .dispatcher
+            .frontier
+            .get_job(&id)
+            .await
+            .map_err(DispatcherError::from)?;
+        Ok(Response::new(record.to_proto()))
+    }
+
+    async fn list_jobs(
+        &self,
+        _: Request<ListJobsRequest>,
+    ) -> Result<Response<ListJobsResponse>, Status> {
+        let records = self
+            .dispatcher
+            .frontier
+            .list_jobs()
+            .await
+            .map_err(DispatcherError::from)?;
+        let jobs = records.iter().map(|record| record.to_proto()).collect();
+        Ok(Response::new(ListJobsResponse { jobs }))
+    }
+
+    async fn pause_job(&self, request: Request<JobRequest>) -> Result<Response<Job>, Status> {
+        let job = self
+            .change_state(request.into_inner(), JobState::Paused)
+            .await?;
+        Ok(Response::new(job))
+    }
+
+    async fn resume_job(&self, request: Request<JobRequest>) -> Result<Response<Job>, Status> {
+        let job = self
+            .change_state(request.into_inner(), JobState::Running)
+            .await?;
+        Ok(Response::new(job))
+    }
+
+    async fn cancel_job(&self, request: Request<JobRequest>) -> Result<Response<Job>, Status> {
+        let job = self
+            .change_state(request.into_inner(), JobState::Cancelled)
+            .await?;
+        Ok(Response::new(job))
+    }
+
+    async fn expedite_job(&self, request: Request<JobRequest>) -> Result<Response<Job>, Status> {
+        let id = job_id(request.into_inner())?;
+        let frontier = &self.dispatcher.frontier;
+        frontier
+            .expedite(&id, now_ms())
+            .await
+            .map_err(DispatcherError::from)?;
+        self.dispatcher.sessions.wake.notify_one();
+        let record = frontier.get_job(&id).await.map_err(DispatcherError::from)?;
+        Ok(Response::new(record.to_proto()))
+    }
+
+    type WatchEventsStream = ResponseStream<Event>;
+
+    async fn watch_events(
+        &self,
+        request: Request<WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let job_id = request.into_inner().job_id;
+        let mut events = self.dispatcher.events.subscribe();
+        let (sender, receiver) = mpsc::channel(SESSION_BUFFER);
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let event = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = sender.closed() => return,
+                    event = events.recv() => event,
+                };
+                match event {
+                    Ok(event) if job_id.is_empty() || event.job_id == job_id => {
+                        if sender.send(Ok(event)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    type WorkStream = ResponseStream<WorkMessage>;
+
+    async fn work(
+        &self,
+        request: Request<Streaming<WorkerMessage>>,
+    ) -> Result<Response<Self::WorkStream>, Status> {
+        let mut inbound = request.into_inner();
+        let hello = match inbound.next().await {
+            Some(Ok(WorkerMessage {
+                message: Some(Message::Hello(hello)),
+            })) => hello,
+            Some(Err(status)) => return Err(status),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "message: the first message must be hello",
+                ));
+            }
+        };
+        if hello.scraper_id.is_empty() {
+            return Err(Status::invalid_argument(
+                "hello.scraper_id: must not be empty",
+            ));
+        }
+        if !self.dispatcher.refresh_primary() {
+            let primary = self
+                .dispatcher
+                .primary_id()
+                .unwrap_or_else(|| "unknown".into());
+            return Err(DispatcherError::Standby(primary).into());
+        }
+        let (sender, receiver) = mpsc::channel(SESSION_BUFFER);
+        let session = self
+            .dispatcher
+            .sessions
+            .open(&hello.scraper_id, hello.slots, sender);
+        info!(scraper = %hello.scraper_id, slots = hello.slots, "work session opened");
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(Self::run_session(
+            self.dispatcher.clone(),
+            session,
+            inbound,
+            shutdown,
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+}

@@ -1,0 +1,142 @@
+//! The scrapers' open work sessions: where assignments go, and how many each can take.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use owlmesh_directory::ring::HashRouter;
+use owlmesh_proto::v1::work_message::Message;
+use owlmesh_proto::v1::{Assignment, AssignmentBatch, JobDefinition, JobSpec, WorkMessage};
+use tokio::sync::{Notify, mpsc};
+use tonic::Status;
+
+/// Messages queued to one scraper at most before sending waits.
+pub(crate) const SESSION_BUFFER: usize = 64;
+
+/// One scraper's open `Work` stream.
+pub(crate) struct Session {
+    pub(crate) scraper_id: String,
+    connection: u64,
+    sender: mpsc::Sender<Result<WorkMessage, Status>>,
+    free_slots: AtomicI64,
+    jobs_sent: Mutex<HashSet<String>>,
+}
+
+impl Session {
+    /// Slots the scraper has free now.
+    pub(crate) fn free_slots(&self) -> usize {
+        self.free_slots.load(Ordering::Relaxed).max(0) as usize
+    }
+
+    /// The scraper freed `count` slots (it reported outcomes or offered more).
+    pub(crate) fn add_slots(&self, count: u32) {
+        self.free_slots
+            .fetch_add(i64::from(count), Ordering::Relaxed);
+    }
+
+    /// Sends assignments, preceded by the definitions of jobs this session has not seen.
+    pub(crate) async fn assign(
+        &self,
+        assignments: Vec<Assignment>,
+        spec_of: impl Fn(&str) -> Option<JobSpec>,
+    ) -> Result<(), Status> {
+        self.free_slots
+            .fetch_sub(assignments.len() as i64, Ordering::Relaxed);
+        let new_jobs: Vec<String> = {
+            let mut sent = self.jobs_sent.lock().unwrap_or_else(|p| p.into_inner());
+            let mut new_jobs = Vec::new();
+            for assignment in &assignments {
+                if sent.insert(assignment.job_id.clone()) {
+                    new_jobs.push(assignment.job_id.clone());
+                }
+            }
+            new_jobs
+        };
+        for job_id in new_jobs {
+            let spec = spec_of(&job_id);
+            let message = Message::Job(JobDefinition { job_id, spec });
+            self.send(message).await?;
+        }
+        self.send(Message::Assignments(AssignmentBatch { assignments }))
+            .await
+    }
+
+    async fn send(&self, message: Message) -> Result<(), Status> {
+        let message = WorkMessage {
+            message: Some(message),
+        };
+        self.sender
+            .send(Ok(message))
+            .await
+            .map_err(|_| Status::unavailable("work session closed"))
+    }
+}
+
+/// Every open session, by scraper id.
+#[derive(Default)]
+pub(crate) struct Sessions {
+    open: RwLock<HashMap<String, Arc<Session>>>,
+    connections: AtomicU64,
+    /// Woken when work may be dispatched: slots freed, sessions opened, URLs added.
+    pub(crate) wake: Notify,
+}
+
+impl Sessions {
+    /// Registers a new session (replacing an older one of the same scraper).
+    pub(crate) fn open(
+        &self,
+        scraper_id: &str,
+        slots: u32,
+        sender: mpsc::Sender<Result<WorkMessage, Status>>,
+    ) -> Arc<Session> {
+        let session = Arc::new(Session {
+            scraper_id: scraper_id.to_owned(),
+            connection: self.connections.fetch_add(1, Ordering::Relaxed),
+            sender,
+            free_slots: AtomicI64::new(i64::from(slots)),
+            jobs_sent: Mutex::default(),
+        });
+        self.write().insert(scraper_id.to_owned(), session.clone());
+        self.wake.notify_one();
+        session
+    }
+
+    /// Forgets a session, unless a newer one of the same scraper replaced it.
+    pub(crate) fn close(&self, session: &Session) {
+        let mut open = self.write();
+        if open
+            .get(&session.scraper_id)
+            .is_some_and(|current| current.connection == session.connection)
+        {
+            open.remove(&session.scraper_id);
+        }
+    }
+
+    /// Closes every session (this dispatcher stopped being primary).
+    pub(crate) fn close_all(&self) {
+        self.write().clear();
+    }
+
+    /// The open sessions now.
+    pub(crate) fn snapshot(&self) -> Vec<Arc<Session>> {
+        self.read().values().cloned().collect()
+    }
+
+    /// How many sessions are open.
+    pub(crate) fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// The ring of scrapers with an open session: who owns which host.
+    pub(crate) fn ring(&self) -> HashRouter {
+        HashRouter::new(self.read().keys().cloned())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Session>>> {
+        self.open.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Session>>> {
+        self.open.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
