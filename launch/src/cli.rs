@@ -28,6 +28,118 @@ pub(crate) enum Command {
     Dispatcher(DispatcherOptions),
     /// Run an archiver: the event log and the result store.
     Archiver(ArchiverOptions),
+    /// Start the whole mesh on this machine: directory, dispatchers, scrapers, archivers and
+    /// the dashboard, as child processes; Ctrl-C stops them all.
+    Up(crate::commands::up::UpOptions),
+    /// Submit, watch and steer jobs.
+    Job(JobOptions),
+    /// Export a job's data items or documents from every archiver.
+    Export(ExportOptions),
+    /// List the live instances of the mesh, as the directory sees them.
+    Services(ClientOptions),
+    /// Show which instance of KIND owns KEY (e.g. `route scraper example.com`).
+    Route(RouteOptions),
+    /// Fetch one page and print what a job's handlers extract, without archiving.
+    Try(TryOptions),
+}
+
+/// Options of every command that talks to a running mesh.
+#[derive(Debug, Args)]
+pub(crate) struct ClientOptions {
+    /// Directory address(es), comma-separated.
+    #[arg(long, env = "OWLMESH_DIRECTORY", default_value = DEFAULT_DIRECTORY_LISTEN, value_delimiter = ',')]
+    pub(crate) directory: Vec<String>,
+    /// Machine-readable output: one JSON document on stdout.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct JobOptions {
+    #[command(flatten)]
+    pub(crate) client: ClientOptions,
+    #[command(subcommand)]
+    pub(crate) command: JobCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum JobCommand {
+    /// Submit a job file (TOML).
+    Submit {
+        /// The job file.
+        file: PathBuf,
+    },
+    /// Progress of one job (or of every job).
+    Status {
+        /// The job's id.
+        id: Option<String>,
+        /// Keep watching, with a progress bar, until the crawl epoch ends.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Every job.
+    List,
+    /// Stop dispatching a job's URLs.
+    Pause {
+        /// The job's id.
+        id: String,
+    },
+    /// Dispatch a paused job again.
+    Resume {
+        /// The job's id.
+        id: String,
+    },
+    /// Stop a job for good.
+    Cancel {
+        /// The job's id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ExportFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// Comma-separated values with a header row.
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExportOptions {
+    #[command(flatten)]
+    pub(crate) client: ClientOptions,
+    /// The job's id.
+    pub(crate) id: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+    pub(crate) format: ExportFormat,
+    /// Export the found documents ({"url","type","found_on"}) instead of data items.
+    #[arg(long)]
+    pub(crate) documents: bool,
+    /// Write to this file instead of stdout.
+    #[arg(long, short)]
+    pub(crate) output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RouteOptions {
+    #[command(flatten)]
+    pub(crate) client: ClientOptions,
+    /// The kind whose ring to ask, e.g. scraper or archiver.
+    pub(crate) kind: String,
+    /// The key, e.g. a host such as example.com or 127.0.0.2:8081.
+    pub(crate) key: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TryOptions {
+    #[command(flatten)]
+    pub(crate) client: ClientOptions,
+    /// The page to fetch.
+    pub(crate) url: String,
+    /// The job file whose handlers and rules apply.
+    #[arg(long)]
+    pub(crate) job: PathBuf,
 }
 
 /// How logs are written (always to stderr).

@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod logging;
+mod mesh;
 mod shutdown;
 
 use std::process::ExitCode;
@@ -35,5 +36,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Directory(options) => commands::directory::run(options).await,
         Command::Dispatcher(options) => commands::dispatcher::run(options).await,
         Command::Archiver(options) => commands::archiver::run(options).await,
+        Command::Up(options) => commands::up::run(options).await,
+        Command::Job(options) => commands::job::run(options).await,
+        Command::Export(options) => commands::export::run(options).await,
+        Command::Services(options) => commands::services::services(options).await,
+        Command::Route(options) => commands::services::route(options).await,
+        Command::Try(options) => commands::try_page::run(options).await,
     }
 }

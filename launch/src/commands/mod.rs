@@ -3,6 +3,11 @@
 pub(crate) mod archiver;
 pub(crate) mod directory;
 pub(crate) mod dispatcher;
+pub(crate) mod export;
+pub(crate) mod job;
+pub(crate) mod services;
+pub(crate) mod try_page;
+pub(crate) mod up;
 
 use std::net::SocketAddr;
 

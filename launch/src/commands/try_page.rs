@@ -1,0 +1,65 @@
+//! `owlmesh try URL --job FILE`: fetch one page through a scraper and show what the job's
+//! handlers extract, without archiving anything. For writing job specs.
+
+use owlmesh_proto::v1::TryRequest;
+use owlmesh_proto::v1::field_value::Value;
+use owlmesh_proto::v1::scraper_client::ScraperClient;
+use serde_json::json;
+
+use crate::cli::TryOptions;
+use crate::mesh::{Mesh, status_error};
+
+/// Prints the extraction of one page.
+pub(crate) async fn run(options: TryOptions) -> anyhow::Result<()> {
+    let spec = owlmesh_dispatcher::spec::parse_job_file(&options.job)?;
+    let mesh = Mesh::connect(&options.client.directory).await?;
+    let scrapers = mesh.list("scraper").await?;
+    let scraper = scrapers
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("no scraper is running in the mesh"))?;
+    let request = TryRequest {
+        url: options.url.clone(),
+        spec: Some(spec),
+    };
+    let answer = ScraperClient::new(mesh.channel(scraper)?)
+        .r#try(request)
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let fields: serde_json::Map<String, serde_json::Value> = answer
+        .fields
+        .iter()
+        .map(|(name, value)| {
+            let value = match &value.value {
+                Some(Value::Text(text)) => json!(text),
+                Some(Value::List(list)) => json!(list.values),
+                None => serde_json::Value::Null,
+            };
+            (name.clone(), value)
+        })
+        .collect();
+    let documents: Vec<serde_json::Value> = answer
+        .documents
+        .iter()
+        .map(|d| json!({"url": d.url, "type": d.r#type, "found_on": d.found_on}))
+        .collect();
+    let report = json!({
+        "url": options.url,
+        "final_url": answer.final_url,
+        "http_status": answer.http_status,
+        "handler": answer.handler,
+        "fields": fields,
+        "links": answer.links,
+        "documents": documents,
+        "error": answer.error,
+    });
+    if options.client.json {
+        println!("{report}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    if !answer.error.is_empty() {
+        anyhow::bail!("{}: {}", options.url, answer.error);
+    }
+    Ok(())
+}

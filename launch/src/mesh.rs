@@ -1,0 +1,104 @@
+//! The CLI's view of a running mesh: found through the directory, dispatchers called in
+//! failover order, archivers read shard by shard.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use owlmesh_directory::client::{ChannelOptions, FailoverChannel, MembershipWatcher, endpoint};
+use owlmesh_proto::v1::directory_client::DirectoryClient;
+use owlmesh_proto::v1::dispatcher_client::DispatcherClient;
+use owlmesh_proto::v1::{Instance, ListRequest, ResolveRequest};
+use tonic::transport::Channel;
+
+/// How long one call may take before the CLI gives up on an instance.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection to a running mesh.
+pub(crate) struct Mesh {
+    directory: DirectoryClient<Channel>,
+    address: String,
+}
+
+impl Mesh {
+    /// Connects to the first directory that answers.
+    pub(crate) async fn connect(directories: &[String]) -> anyhow::Result<Self> {
+        for address in directories {
+            let options = ChannelOptions {
+                request_timeout: Some(CALL_TIMEOUT),
+                ..Default::default()
+            };
+            let Ok(endpoint) = endpoint(address, &options) else {
+                bail!("--directory {address:?} is not host:port");
+            };
+            if let Ok(channel) = endpoint.connect().await {
+                return Ok(Self {
+                    directory: DirectoryClient::new(channel),
+                    address: address.clone(),
+                });
+            }
+        }
+        bail!(
+            "cannot reach the directory at {} (is the mesh running? start it with `owlmesh up`)",
+            directories.join(", ")
+        )
+    }
+
+    /// The directory client.
+    pub(crate) fn directory(&self) -> DirectoryClient<Channel> {
+        self.directory.clone()
+    }
+
+    /// Live instances of `kind` ("" for all).
+    pub(crate) async fn list(&self, kind: &str) -> anyhow::Result<Vec<Instance>> {
+        let request = ListRequest { kind: kind.into() };
+        let membership = self
+            .directory()
+            .list(request)
+            .await
+            .with_context(|| format!("listing the mesh at {}", self.address))?;
+        Ok(membership.into_inner().instances)
+    }
+
+    /// Dispatchers in failover order, as one channel that moves down the list on failure.
+    pub(crate) async fn dispatchers(&self) -> anyhow::Result<FailoverChannel> {
+        let request = ResolveRequest {
+            kind: "dispatcher".into(),
+        };
+        let resolved = self.directory().resolve(request).await?.into_inner();
+        if resolved.instances.is_empty() {
+            bail!("no dispatcher is running in the mesh at {}", self.address);
+        }
+        let options = ChannelOptions {
+            request_timeout: Some(CALL_TIMEOUT),
+            ..Default::default()
+        };
+        Ok(FailoverChannel::new(
+            MembershipWatcher::fixed(resolved.instances),
+            options,
+        ))
+    }
+
+    /// Calls the primary dispatcher (or the next one in order if it does not answer).
+    pub(crate) async fn with_dispatcher<T, F, Fut>(&self, call: F) -> anyhow::Result<T>
+    where
+        F: FnMut(DispatcherClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<T, tonic::Status>>,
+    {
+        let dispatchers = self.dispatchers().await?;
+        let mut call = call;
+        let answer = dispatchers
+            .call(|channel, _| call(DispatcherClient::new(channel)))
+            .await;
+        answer.map_err(status_error)
+    }
+
+    /// A channel to one instance (for streams, no request deadline).
+    pub(crate) fn channel(&self, instance: &Instance) -> anyhow::Result<Channel> {
+        Ok(endpoint(&instance.address, &ChannelOptions::default())?.connect_lazy())
+    }
+}
+
+/// A gRPC error as one line for people: the server's message, which names the field.
+pub(crate) fn status_error(status: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{} ({:?})", status.message(), status.code())
+}
