@@ -94,6 +94,11 @@ pub(crate) enum JobCommand {
         /// The job's id.
         id: String,
     },
+    /// Start a finished job's next crawl epoch now (a recrawl).
+    Expedite {
+        /// The job's id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

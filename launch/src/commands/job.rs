@@ -36,6 +36,7 @@ pub(crate) async fn run(options: JobOptions) -> anyhow::Result<()> {
         JobCommand::Pause { id } => steer(&mesh, "pause", &id, json).await,
         JobCommand::Resume { id } => steer(&mesh, "resume", &id, json).await,
         JobCommand::Cancel { id } => steer(&mesh, "cancel", &id, json).await,
+        JobCommand::Expedite { id } => steer(&mesh, "expedite", &id, json).await,
     }
 }
 
@@ -93,6 +94,7 @@ async fn steer(mesh: &Mesh, action: &str, id: &str, json: bool) -> anyhow::Resul
                 let answer = match action {
                     "pause" => dispatcher.pause_job(request).await?,
                     "resume" => dispatcher.resume_job(request).await?,
+                    "expedite" => dispatcher.expedite_job(request).await?,
                     _ => dispatcher.cancel_job(request).await?,
                 };
                 Ok(answer.into_inner())

@@ -222,6 +222,8 @@ fn item_line(item: &StoredItem) -> ItemLine<'_, &Fields> {
         handler: &item.handler,
         fields: &item.fields,
         fetched_at: rfc3339(item.fetched_at_ms),
+        epoch: item.epoch,
+        changed: item.changed,
     }
 }
 

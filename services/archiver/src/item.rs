@@ -77,7 +77,7 @@ pub fn fields_to_proto(fields: &Fields) -> HashMap<String, FieldValue> {
         .collect()
 }
 
-/// One data item as a JSON line: `{"url","handler","fields":{…},"fetched_at"}`. The webhook
+/// One data item as a JSON line: `{"url","handler","fields":{…},"fetched_at","epoch","changed"}`. The webhook
 /// writer adds `job_id` in front, since its receiver sees items of every job.
 #[derive(Debug, Serialize)]
 pub struct ItemLine<'a, F> {
@@ -92,6 +92,12 @@ pub struct ItemLine<'a, F> {
     pub fields: F,
     /// When the page was fetched, RFC 3339 in UTC with milliseconds.
     pub fetched_at: String,
+    /// The crawl epoch the page was fetched in.
+    pub epoch: u64,
+    /// Whether the page changed since its previous epoch (true in its first); left out when
+    /// not known yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed: Option<bool>,
 }
 
 /// One found document as a JSON line: `{"url","type","found_on"}`.

@@ -30,7 +30,7 @@ async fn jsonl_file_gets_one_line_per_new_item() {
         format!(
             "{{\"url\":\"https://site.example/{n}\",\"handler\":\"article\",\"fields\":\
              {{\"tags\":[\"a\",\"b\"],\"title\":\"title of https://site.example/{n}\"}},\
-             \"fetched_at\":\"2024-05-01T12:00:00.001Z\"}}\n"
+             \"fetched_at\":\"2024-05-01T12:00:00.001Z\",\"epoch\":1}}\n"
         )
     });
     assert_eq!(

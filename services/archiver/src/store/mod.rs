@@ -112,6 +112,8 @@ pub struct StoredItem {
     pub fetched_at_ms: i64,
     /// The crawl epoch it was fetched in.
     pub epoch: u64,
+    /// Whether its content differs from the latest earlier epoch's (true for the first).
+    pub changed: Option<bool>,
 }
 
 /// Which documents to read.

@@ -14,7 +14,7 @@ use crate::item::Fields;
 /// Events deleted per statement, so that a large purge never holds the write lock for long.
 const PURGE_ROWS_PER_STATEMENT: i64 = 5000;
 
-const SELECT_ITEMS: &str = "SELECT id, url, handler, fields, fetched_at_ms, epoch FROM pages \
+const SELECT_ITEMS: &str = "SELECT id, url, handler, fields, fetched_at_ms, epoch, changed FROM pages \
     WHERE job_id = $1 AND id > $2 AND id <= $3 AND handler <> '' ";
 const SELECT_DOCUMENTS: &str = "SELECT id, url, document_type, found_on FROM documents \
     WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT $3";
@@ -34,6 +34,7 @@ struct ItemRow {
     fields: String,
     fetched_at_ms: i64,
     epoch: i64,
+    changed: Option<bool>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -97,6 +98,7 @@ fn item(row: ItemRow) -> Result<StoredItem> {
         fields,
         fetched_at_ms: row.fetched_at_ms,
         epoch: row.epoch.unsigned_abs(),
+        changed: row.changed,
     })
 }
 

@@ -114,7 +114,7 @@ async fn write_files(jsonl: &JsonLinesWriter, items: &[&PageRecord]) -> Result<(
     Ok(())
 }
 
-/// The JSON line of a wire page: `{"url","handler","fields","fetched_at"}`, with `job_id` in
+/// The JSON line of a wire page: `{"url","handler","fields","fetched_at","epoch"}`, with `job_id` in
 /// front when given.
 fn item_line<'a>(
     page: &'a PageRecord,
@@ -126,5 +126,8 @@ fn item_line<'a>(
         handler: &page.handler,
         fields: borrow_fields(&page.fields),
         fetched_at: rfc3339(page.fetched_at_ms),
+        epoch: page.epoch,
+        // Change detection runs in the store's transaction; the file records the fetch only.
+        changed: None,
     }
 }
