@@ -26,6 +26,8 @@ pub(crate) enum Command {
     Directory(DirectoryOptions),
     /// Run a dispatcher: the URL frontier, assignments, recrawls.
     Dispatcher(DispatcherOptions),
+    /// Run a scraper: polite fetching and extraction of the hosts it owns.
+    Scraper(ScraperOptions),
     /// Run an archiver: the event log and the result store.
     Archiver(ArchiverOptions),
     /// Start the whole mesh on this machine: directory, dispatchers, scrapers, archivers and
@@ -47,10 +49,10 @@ pub(crate) enum Command {
 #[derive(Debug, Args)]
 pub(crate) struct ClientOptions {
     /// Directory address(es), comma-separated.
-    #[arg(long, env = "OWLMESH_DIRECTORY", default_value = DEFAULT_DIRECTORY_LISTEN, value_delimiter = ',')]
+    #[arg(long, global = true, env = "OWLMESH_DIRECTORY", default_value = DEFAULT_DIRECTORY_LISTEN, value_delimiter = ',')]
     pub(crate) directory: Vec<String>,
     /// Machine-readable output: one JSON document on stdout.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub(crate) json: bool,
 }
 
@@ -206,6 +208,27 @@ pub(crate) struct DispatcherOptions {
     /// How long a scraper may hold an assignment before it goes back to the frontier.
     #[arg(long, env = "OWLMESH_LEASE", default_value = "60s", value_parser = parse_duration)]
     pub(crate) lease: Duration,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ScraperOptions {
+    #[command(flatten)]
+    pub(crate) service: ServiceOptions,
+    /// Assignments held at once (queued locally or being fetched).
+    #[arg(long, env = "OWLMESH_SLOTS", default_value_t = owlmesh_scraper::DEFAULT_SLOTS)]
+    pub(crate) slots: u32,
+    /// Time allowed to connect to a web server.
+    #[arg(long, env = "OWLMESH_CONNECT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub(crate) connect_timeout: Duration,
+    /// Time allowed between two reads of a response (a slow page fails after this).
+    #[arg(long, env = "OWLMESH_READ_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub(crate) read_timeout: Duration,
+    /// Time allowed for one whole request.
+    #[arg(long, env = "OWLMESH_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub(crate) request_timeout: Duration,
+    /// Largest body read, in bytes; a larger page fails as too large.
+    #[arg(long, env = "OWLMESH_MAX_BODY_BYTES", default_value_t = owlmesh_scraper::fetch::DEFAULT_MAX_BODY_BYTES)]
+    pub(crate) max_body_bytes: u64,
 }
 
 #[derive(Debug, Args)]

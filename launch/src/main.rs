@@ -35,6 +35,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Directory(options) => commands::directory::run(options).await,
         Command::Dispatcher(options) => commands::dispatcher::run(options).await,
+        Command::Scraper(options) => commands::scraper::run(options).await,
         Command::Archiver(options) => commands::archiver::run(options).await,
         Command::Up(options) => commands::up::run(options).await,
         Command::Job(options) => commands::job::run(options).await,

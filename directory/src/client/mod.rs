@@ -16,7 +16,7 @@ pub use channels::{ChannelOptions, ChannelPool, DEFAULT_CONNECT_TIMEOUT, endpoin
 pub use failover::{FailoverChannel, SUSPECT_PERIOD, is_unreachable};
 pub use membership::{MembershipView, MembershipWatcher};
 pub use outbox::{
-    ArchiveOutbox, DEFAULT_BATCH_SIZE, DEFAULT_LINGER, DEFAULT_OUTBOX_CAPACITY, OutboxConfig,
-    OutboxError, OutboxStats, document_key,
+    ArchiveOutbox, Archived, DEFAULT_BATCH_SIZE, DEFAULT_LINGER, DEFAULT_OUTBOX_CAPACITY,
+    OutboxConfig, OutboxError, OutboxStats, document_key,
 };
 pub use registrar::{LoadReporter, Registrar, RegistrarConfig};

@@ -77,8 +77,17 @@ pub struct OutboxStats {
     pub items_resent: AtomicU64,
 }
 
+/// What became of an archived page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Archived {
+    /// The archive did not have it: it is stored now.
+    Stored,
+    /// The archive already had a page with its key (job, URL, epoch): nothing was stored.
+    Duplicate,
+}
+
 enum Item {
-    Page(PageRecord, oneshot::Sender<()>),
+    Page(PageRecord, oneshot::Sender<Archived>),
     Event(Event),
 }
 
@@ -133,9 +142,9 @@ impl ArchiveOutbox {
         outbox
     }
 
-    /// Archives a page: returns once an archiver has acknowledged it (stored, or already
-    /// there). Waits while the outbox is full.
-    pub async fn archive(&self, page: PageRecord) -> Result<(), OutboxError> {
+    /// Archives a page: returns once an archiver has acknowledged it, saying whether it was
+    /// stored or already there. Waits while the outbox is full.
+    pub async fn archive(&self, page: PageRecord) -> Result<Archived, OutboxError> {
         let (done, acknowledged) = oneshot::channel();
         self.enqueue(Item::Page(page, done)).await?;
         acknowledged.await.map_err(|_| OutboxError::Closed)
@@ -169,15 +178,23 @@ impl ArchiveOutbox {
         self.input.send(item).await.map_err(|_| OutboxError::Closed)
     }
 
-    fn acknowledged(&self, items: Vec<Item>) {
+    /// Settles a batch's items; `duplicate_pages` are positions among the batch's pages.
+    fn acknowledged(&self, items: Vec<Item>, duplicate_pages: &[u32]) {
         let count = items.len();
+        let mut page_position = 0;
         for item in items {
             match item {
                 Item::Page(_, done) => {
                     self.stats
                         .pages_acknowledged
                         .fetch_add(1, Ordering::Relaxed);
-                    let _ = done.send(());
+                    let archived = if duplicate_pages.contains(&page_position) {
+                        Archived::Duplicate
+                    } else {
+                        Archived::Stored
+                    };
+                    page_position += 1;
+                    let _ = done.send(archived);
                 }
                 Item::Event(_) => {
                     self.stats
@@ -276,19 +293,27 @@ struct Shard {
     retry: mpsc::UnboundedSender<Vec<Item>>,
 }
 
+/// Items a shard holds: gathered for the next batch, and sent but not acknowledged.
+#[derive(Default)]
+struct Held {
+    gathering: Vec<Item>,
+    in_flight: HashMap<u64, Vec<Item>>,
+}
+
 impl Shard {
     async fn run(self, mut queue: mpsc::Receiver<Item>, shutdown: CancellationToken) {
-        let mut in_flight: HashMap<u64, Vec<Item>> = HashMap::new();
+        let mut held = Held::default();
         let outcome = tokio::select! {
             _ = shutdown.cancelled() => Ok(()),
-            outcome = self.stream(&mut queue, &mut in_flight) => outcome,
+            outcome = self.stream(&mut queue, &mut held) => outcome,
         };
         if let Err(status) = outcome {
             warn!(archiver = %self.address, error = %status.message(), "archive stream failed: routing its items again");
         }
         // Whatever was not acknowledged goes back to the router, after a pause.
         queue.close();
-        let mut unacknowledged: Vec<Item> = in_flight.into_values().flatten().collect();
+        let mut unacknowledged = held.gathering;
+        unacknowledged.extend(held.in_flight.into_values().flatten());
         while let Ok(item) = queue.try_recv() {
             unacknowledged.push(item);
         }
@@ -298,10 +323,13 @@ impl Shard {
         }
     }
 
+    /// Sends batches and settles acknowledgements until the queue closes or the stream fails.
+    /// Every item stays in `held` until acknowledged, so nothing is lost when this future is
+    /// dropped or fails half-way.
     async fn stream(
         &self,
         queue: &mut mpsc::Receiver<Item>,
-        in_flight: &mut HashMap<u64, Vec<Item>>,
+        held: &mut Held,
     ) -> Result<(), Status> {
         let channel = endpoint(&self.address, &ChannelOptions::default())
             .map_err(Status::from)?
@@ -312,40 +340,52 @@ impl Shard {
             .await?
             .into_inner();
         let mut next_batch_id = 0u64;
+        let mut send_by = tokio::time::Instant::now();
+        let mut queue_open = true;
         loop {
-            let room = in_flight.len() < BATCHES_IN_FLIGHT;
+            let room = held.in_flight.len() < BATCHES_IN_FLIGHT;
+            let full = held.gathering.len() >= self.config.batch_size;
+            let due = !held.gathering.is_empty()
+                && (full || !queue_open || tokio::time::Instant::now() >= send_by);
+            if room && due {
+                next_batch_id += 1;
+                let items = std::mem::take(&mut held.gathering);
+                let batch = to_batch(next_batch_id, &items);
+                held.in_flight.insert(next_batch_id, items);
+                self.outbox
+                    .stats
+                    .batches_sent
+                    .fetch_add(1, Ordering::Relaxed);
+                batches
+                    .send(batch)
+                    .await
+                    .map_err(|_| Status::unavailable("archive stream closed"))?;
+                continue;
+            }
+            if !queue_open && held.gathering.is_empty() && held.in_flight.is_empty() {
+                return Ok(());
+            }
+            let lingering = !held.gathering.is_empty() && room;
             tokio::select! {
-                items = self.collect(queue), if room => {
-                    let Some(items) = items else { return Ok(()) };
-                    next_batch_id += 1;
-                    let batch = to_batch(next_batch_id, &items);
-                    in_flight.insert(next_batch_id, items);
-                    self.outbox.stats.batches_sent.fetch_add(1, Ordering::Relaxed);
-                    batches.send(batch).await.map_err(|_| Status::unavailable("archive stream closed"))?;
-                }
+                item = queue.recv(), if queue_open && !full => match item {
+                    Some(item) => {
+                        if held.gathering.is_empty() {
+                            send_by = tokio::time::Instant::now() + self.config.linger;
+                        }
+                        held.gathering.push(item);
+                    }
+                    None => queue_open = false,
+                },
+                _ = tokio::time::sleep_until(send_by), if lingering => {}
                 ack = acks.message() => {
                     let ack = ack?.ok_or_else(|| Status::unavailable("archive stream ended"))?;
-                    if let Some(items) = in_flight.remove(&ack.batch_id) {
+                    if let Some(items) = held.in_flight.remove(&ack.batch_id) {
                         debug!(batch = ack.batch_id, stored = ack.stored, duplicates = ack.duplicates, "acknowledged");
-                        self.outbox.acknowledged(items);
+                        self.outbox.acknowledged(items, &ack.duplicate_pages);
                     }
                 }
             }
         }
-    }
-
-    /// Waits for one item, then takes more for up to `linger` or until the batch is full.
-    async fn collect(&self, queue: &mut mpsc::Receiver<Item>) -> Option<Vec<Item>> {
-        let first = queue.recv().await?;
-        let mut items = vec![first];
-        let deadline = tokio::time::Instant::now() + self.config.linger;
-        while items.len() < self.config.batch_size {
-            match tokio::time::timeout_at(deadline, queue.recv()).await {
-                Ok(Some(item)) => items.push(item),
-                Ok(None) | Err(_) => break,
-            }
-        }
-        Some(items)
     }
 }
 

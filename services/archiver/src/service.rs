@@ -144,10 +144,15 @@ impl ArchiverService {
         stats.add(Counter::Duplicates, stored.duplicates.into());
         stats.add(Counter::EventsStored, stored.events_stored.into());
         self.inner.writers.write(&batch, &stored.new_pages).await;
+        let duplicate_pages = (0..batch.pages.len())
+            .filter(|at| !stored.new_pages.contains(at))
+            .map(|at| at as u32)
+            .collect();
         Ok(ArchiveAck {
             batch_id: batch.batch_id,
             stored: stored.stored,
             duplicates: stored.duplicates,
+            duplicate_pages,
         })
     }
 

@@ -1,1 +1,67 @@
-//! The owlmesh scraper service.
+//! The owlmesh scraper: fetches politely and extracts structured data.
+//!
+//! The library pieces, one concept each:
+//! - [`fetch`]: HTTP fetching with timeouts, a body cap, recorded redirects and classified
+//!   failures;
+//! - [`charset`]: decoding fetched bytes into text;
+//! - [`robots`]: robots.txt, fetched once per origin and cached;
+//! - [`politeness`]: per-host spacing and concurrency;
+//! - [`extract`]: a job's handlers, follow rules and document types, compiled once and
+//!   applied to each page.
+//!
+//! The running service, [`serve`], puts them to work: it joins the mesh, holds a work
+//! session with the primary dispatcher (assignments in, outcomes out), archives each page
+//! before reporting it done, answers `Scraper.Try` and `Telemetry.GetStats`, and drains in
+//! order at shutdown.
+
+pub mod charset;
+mod config;
+pub mod error;
+pub mod extract;
+pub mod fetch;
+mod inbox;
+mod jobs;
+mod page;
+pub mod politeness;
+pub mod robots;
+mod service;
+mod session;
+mod telemetry;
+mod try_page;
+mod worker;
+
+pub use config::{
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_FLUSH_TIMEOUT, DEFAULT_ID, DEFAULT_OUTBOX_CAPACITY,
+    DEFAULT_OUTCOME_BATCH, DEFAULT_OUTCOME_LINGER, DEFAULT_SLOTS, MAX_SLOTS, ScraperConfig,
+};
+pub use error::{Error, Result};
+pub use extract::{CompiledJob, Extraction};
+pub use fetch::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_USER_AGENT, FetchConfig, FetchError, FetchFailure, FetchOptions, FetchResult, Fetched,
+    Fetcher,
+};
+pub use page::{DEFAULT_RATE_LIMIT_BACK_OFF, MAX_BACK_OFF};
+pub use politeness::{HostGate, HostGates, HostPermit, HostPolicy, HostTiming, JobPoliteness};
+pub use robots::{RobotsCache, RobotsConfig, RobotsVerdict};
+pub use try_page::MAX_CONCURRENT_TRIES;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Runs a scraper on `listener` until `shutdown` is cancelled: registers as kind `scraper`,
+/// works for the primary dispatcher, then drains (bounded by the configured timeouts) and
+/// leaves the mesh.
+pub async fn serve(
+    listener: TcpListener,
+    config: ScraperConfig,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    config.validate()?;
+    let node = service::Node::start(listener, config).await?;
+    shutdown.cancelled().await;
+    node.shut_down().await
+}
+
+#[cfg(test)]
+mod tests;

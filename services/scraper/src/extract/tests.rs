@@ -1,0 +1,396 @@
+//! Extraction on hand-written pages: fields, links, documents, and spec errors.
+
+use owlmesh_proto::v1::{DocumentRules, FieldRule, FollowRules, Handler, JobSpec, field_value};
+use proptest::prelude::*;
+use url::Url;
+
+use super::*;
+use crate::tests::catalogue_spec;
+
+fn url(text: &str) -> Url {
+    Url::parse(text).expect("test url")
+}
+
+fn text(value: Option<&FieldValue>) -> Option<&str> {
+    match value?.value.as_ref()? {
+        field_value::Value::Text(text) => Some(text),
+        field_value::Value::List(_) => None,
+    }
+}
+
+fn list(value: Option<&FieldValue>) -> Option<Vec<&str>> {
+    match value?.value.as_ref()? {
+        field_value::Value::List(list) => Some(list.values.iter().map(String::as_str).collect()),
+        field_value::Value::Text(_) => None,
+    }
+}
+
+const PRODUCT: &str = r##"<!doctype html><html><head><title>t</title></head><body>
+<div class="product" data-sku=" OWL-00042 "><h1>
+   Salt &amp; Pepper
+     Mill </h1>
+<p class="offer"><span class="price"><span class="currency">$</span>12.34</span></p>
+<ul><li class="tag">a</li><li class="tag"> b  c </li></ul>
+<img src="../img/mill.png">
+<div class="desc"><b>Bold</b> text</div>
+</div>
+<a href="/product/other.html#reviews">x</a> <a href="/product/other.html">again</a>
+<a href="../docs/mill.pdf">pdf</a> <a href="/docs/MILL.PDF?dl=1">pdf again</a>
+<a href="mailto:a@b.example">mail</a> <a href="javascript:void(0)">js</a>
+<a href="https://social.example.com/share">share</a> <a href="#top">top</a>
+<a href="http://127.0.0.1:8081/category/x.html?page=2">cat</a>
+</body></html>"##;
+
+fn product_url() -> Url {
+    url("http://127.0.0.1:8081/product/salt-pepper-mill-42.html")
+}
+
+#[test]
+fn catalogue_fields_are_extracted_trimmed_and_decoded() {
+    let job = CompiledJob::compile(&catalogue_spec(&["http://127.0.0.1:8081/"])).expect("compiles");
+    let extraction = job.extract(&product_url(), PRODUCT);
+    assert_eq!(extraction.handler.as_deref(), Some("product"));
+    assert_eq!(
+        text(extraction.fields.get("title")),
+        Some("Salt & Pepper Mill")
+    );
+    assert_eq!(text(extraction.fields.get("price")), Some("$12.34"));
+    assert_eq!(text(extraction.fields.get("sku")), Some("OWL-00042"));
+    assert_eq!(
+        text(extraction.fields.get("slug")),
+        Some("salt-pepper-mill-42"),
+        "named capture"
+    );
+}
+
+#[test]
+fn links_are_absolute_fragment_free_deduplicated_and_allowed() {
+    let job = CompiledJob::compile(&catalogue_spec(&["http://127.0.0.1:8081/"])).expect("compiles");
+    let extraction = job.extract(&product_url(), PRODUCT);
+    assert_eq!(
+        extraction.links,
+        vec![
+            "http://127.0.0.1:8081/product/other.html",
+            // The catalogue denies `\.pdf$`; the second PDF link has a query, so it passes.
+            "http://127.0.0.1:8081/docs/MILL.PDF?dl=1",
+            "http://127.0.0.1:8081/category/x.html?page=2",
+        ]
+    );
+}
+
+#[test]
+fn documents_are_found_by_extension_whatever_the_follow_rules() {
+    let job = CompiledJob::compile(&catalogue_spec(&["http://127.0.0.1:8081/"])).expect("compiles");
+    let extraction = job.extract(&product_url(), PRODUCT);
+    let urls: Vec<&str> = extraction
+        .documents
+        .iter()
+        .map(|d| d.url.as_str())
+        .collect();
+    assert_eq!(
+        urls,
+        vec![
+            "http://127.0.0.1:8081/docs/mill.pdf",
+            "http://127.0.0.1:8081/docs/MILL.PDF?dl=1"
+        ]
+    );
+    assert!(extraction.documents.iter().all(|d| d.r#type == "pdf"));
+    assert!(
+        extraction
+            .documents
+            .iter()
+            .all(|d| d.found_on == product_url().as_str())
+    );
+}
+
+#[test]
+fn text_attr_html_and_many_take_what_they_say() {
+    let rule = |selector: &str, attr: &str, html: bool, many: bool| FieldRule {
+        selector: selector.into(),
+        attr: attr.into(),
+        html,
+        many,
+    };
+    let spec = JobSpec {
+        handlers: vec![Handler {
+            name: "all".into(),
+            pattern: "^/".into(),
+            fields: [
+                ("tags".to_owned(), rule("li.tag", "", false, true)),
+                ("none".to_owned(), rule("li.absent", "", false, true)),
+                ("missing".to_owned(), rule("h6", "", false, false)),
+                ("image".to_owned(), rule("img", "src", false, false)),
+                ("desc".to_owned(), rule("div.desc", "", true, false)),
+                ("slug".to_owned(), rule("h1", "", false, false)),
+            ]
+            .into(),
+        }],
+        ..JobSpec::default()
+    };
+    let job = CompiledJob::compile(&spec).expect("compiles");
+    let extraction = job.extract(&product_url(), PRODUCT);
+    assert_eq!(list(extraction.fields.get("tags")), Some(vec!["a", "b c"]));
+    assert_eq!(list(extraction.fields.get("none")), Some(vec![]));
+    assert!(!extraction.fields.contains_key("missing"));
+    assert_eq!(
+        text(extraction.fields.get("image")),
+        Some("http://127.0.0.1:8081/img/mill.png")
+    );
+    assert_eq!(
+        text(extraction.fields.get("desc")),
+        Some("<b>Bold</b> text")
+    );
+    assert_eq!(
+        text(extraction.fields.get("slug")),
+        Some("Salt & Pepper Mill")
+    );
+}
+
+#[test]
+fn named_captures_yield_to_field_rules_of_the_same_name() {
+    let mut spec = catalogue_spec(&[]);
+    spec.handlers[0].fields.insert(
+        "slug".into(),
+        FieldRule {
+            selector: "h1".into(),
+            ..FieldRule::default()
+        },
+    );
+    let job = CompiledJob::compile(&spec).expect("compiles");
+    let extraction = job.extract(&product_url(), PRODUCT);
+    assert_eq!(
+        text(extraction.fields.get("slug")),
+        Some("Salt & Pepper Mill")
+    );
+}
+
+#[test]
+fn pages_no_handler_matches_still_yield_links() {
+    let job = CompiledJob::compile(&catalogue_spec(&["http://127.0.0.1:8081/"])).expect("compiles");
+    let page = url("http://127.0.0.1:8081/category/kitchen.html?page=2");
+    assert_eq!(job.handler_for(&page), None);
+    let extraction = job.extract(&page, PRODUCT);
+    assert_eq!(extraction.handler, None);
+    assert!(extraction.fields.is_empty());
+    assert_eq!(extraction.links.len(), 3);
+}
+
+#[test]
+fn handler_patterns_see_the_query() {
+    let spec = JobSpec {
+        handlers: vec![Handler {
+            name: "listing".into(),
+            pattern: r"^/category/(?P<category>\w+)\.html\?page=(?P<page>\d+)$".into(),
+            ..Handler::default()
+        }],
+        ..JobSpec::default()
+    };
+    let job = CompiledJob::compile(&spec).expect("compiles");
+    let extraction = job.extract(&url("http://h/category/garden.html?page=3"), "<p>");
+    assert_eq!(text(extraction.fields.get("page")), Some("3"));
+    assert_eq!(text(extraction.fields.get("category")), Some("garden"));
+}
+
+#[test]
+fn a_base_element_changes_where_links_resolve() {
+    let job = CompiledJob::compile(&JobSpec::default()).expect("compiles");
+    let html = r#"<head><base href="https://cdn.example/root/"></head><a href="x.html">x</a>"#;
+    let extraction = job.extract(&url("http://h/a/b.html"), html);
+    assert_eq!(extraction.links, vec!["https://cdn.example/root/x.html"]);
+}
+
+#[test]
+fn allowed_hosts_match_with_or_without_a_port() {
+    let spec = JobSpec {
+        allowed_hosts: vec![
+            "Example.com".into(),
+            "127.0.0.2:8081".into(),
+            "[::1]:80".into(),
+        ],
+        ..JobSpec::default()
+    };
+    let job = CompiledJob::compile(&spec).expect("compiles");
+    assert!(job.allows_host(&url("https://example.com:8443/")));
+    assert!(job.allows_host(&url("http://127.0.0.2:8081/")));
+    assert!(!job.allows_host(&url("http://127.0.0.2:8082/")));
+    assert!(job.allows_host(&url("http://[::1]/")));
+    assert!(!job.allows_host(&url("http://other.example/")));
+}
+
+#[test]
+fn without_allowed_hosts_the_seeds_hosts_are_allowed() {
+    let job = CompiledJob::compile(&catalogue_spec(&[
+        "http://127.0.0.2:8081/",
+        "https://a.example/",
+    ]))
+    .expect("compiles");
+    assert!(job.allows_host(&url("http://127.0.0.2:8081/x")));
+    assert!(job.allows_host(&url("https://a.example:443/")));
+    assert!(
+        !job.allows_host(&url("http://a.example/")),
+        "port 80 is another host"
+    );
+}
+
+#[test]
+fn allow_patterns_restrict_and_deny_patterns_exclude() {
+    let spec = JobSpec {
+        follow: Some(FollowRules {
+            selector: "a.next".into(),
+            allow: vec!["/category/".into()],
+            deny: vec![r"page=9".into()],
+        }),
+        ..JobSpec::default()
+    };
+    let job = CompiledJob::compile(&spec).expect("compiles");
+    let html = r#"<a class="next" href="/category/a.html?page=2">n</a><a href="/category/b.html">b</a>
+                  <a class="next" href="/product/p.html">p</a><a class="next" href="/category/a.html?page=9">9</a>"#;
+    let extraction = job.extract(&url("http://h/"), html);
+    assert_eq!(extraction.links, vec!["http://h/category/a.html?page=2"]);
+}
+
+#[test]
+fn document_types_match_by_extension_and_by_media_type() {
+    let spec = JobSpec {
+        documents: Some(DocumentRules {
+            types: vec![".PDF".into(), "text/csv".into(), "dwg".into()],
+        }),
+        ..JobSpec::default()
+    };
+    let job = CompiledJob::compile(&spec).expect("compiles");
+    assert_eq!(
+        job.document_type_of_url(&url("http://h/a/b.Pdf")),
+        Some("pdf")
+    );
+    assert_eq!(
+        job.document_type_of_url(&url("http://h/data.csv")),
+        Some("text/csv")
+    );
+    assert_eq!(
+        job.document_type_of_url(&url("http://h/plan.dwg")),
+        Some("dwg")
+    );
+    assert_eq!(job.document_type_of_url(&url("http://h/pdf")), None);
+    assert_eq!(
+        job.document_type_of_content_type("application/PDF; name=x"),
+        Some("pdf")
+    );
+    assert_eq!(
+        job.document_type_of_content_type("text/csv"),
+        Some("text/csv")
+    );
+    assert_eq!(job.document_type_of_content_type("text/html"), None);
+}
+
+#[test]
+fn invalid_specs_name_what_is_wrong() {
+    let mut spec = catalogue_spec(&[]);
+    spec.handlers[0].pattern = "(".into();
+    let error = CompiledJob::compile(&spec).unwrap_err().to_string();
+    assert!(
+        error.starts_with("invalid pattern \"(\" of handler \"product\""),
+        "{error}"
+    );
+
+    let mut spec = catalogue_spec(&[]);
+    spec.handlers[0].fields.insert(
+        "bad".into(),
+        FieldRule {
+            selector: "div[".into(),
+            ..FieldRule::default()
+        },
+    );
+    let error = CompiledJob::compile(&spec).unwrap_err().to_string();
+    assert!(error.contains("field bad of handler product"), "{error}");
+
+    let spec = JobSpec {
+        allowed_hosts: vec!["a/b".into()],
+        ..JobSpec::default()
+    };
+    assert!(matches!(
+        CompiledJob::compile(&spec),
+        Err(Error::InvalidHost { .. })
+    ));
+
+    let spec = JobSpec {
+        seeds: vec!["ftp://x/".into()],
+        ..JobSpec::default()
+    };
+    assert!(matches!(
+        CompiledJob::compile(&spec),
+        Err(Error::InvalidSeed { .. })
+    ));
+
+    let mut spec = catalogue_spec(&[]);
+    spec.follow
+        .as_mut()
+        .expect("follow rules")
+        .deny
+        .push("[".into());
+    assert!(matches!(
+        CompiledJob::compile(&spec),
+        Err(Error::InvalidFollowRule { .. })
+    ));
+}
+
+#[test]
+fn invalid_utf8_is_decoded_lossily() {
+    let job = CompiledJob::compile(&JobSpec {
+        handlers: vec![Handler {
+            name: "any".into(),
+            pattern: "".into(),
+            fields: [(
+                "title".to_owned(),
+                FieldRule {
+                    selector: "h1".into(),
+                    ..FieldRule::default()
+                },
+            )]
+            .into(),
+        }],
+        ..JobSpec::default()
+    })
+    .expect("compiles");
+    let extraction = job.extract_bytes(
+        &url("http://h/"),
+        b"<h1>Caf\xe9 \xff</h1>",
+        Some("text/html; charset=utf-8"),
+    );
+    assert_eq!(
+        text(extraction.fields.get("title")),
+        Some("Caf\u{fffd} \u{fffd}")
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn extraction_never_panics_on_arbitrary_bytes(body in proptest::collection::vec(any::<u8>(), 0..4096)) {
+        let job = CompiledJob::compile(&catalogue_spec(&["http://h/"])).expect("compiles");
+        let _ = job.extract_bytes(&url("http://h/product/x.html"), &body, None);
+    }
+
+    #[test]
+    fn extraction_never_panics_on_tag_soup(
+        pieces in proptest::collection::vec(
+            prop_oneof![
+                Just("<a href=\"".to_owned()), Just("\">".to_owned()), Just("</a>".to_owned()),
+                Just("<h1>".to_owned()), Just("<div class=\"product\" data-sku=".to_owned()),
+                Just("<base href=".to_owned()), Just("<span class=price>".to_owned()),
+                Just("&amp;".to_owned()), Just("../".to_owned()), Just("#".to_owned()),
+                Just("http://[".to_owned()), Just("<!--".to_owned()), Just("<script>".to_owned()),
+                "[ -~]{0,12}".prop_map(String::from), "\\PC{0,6}".prop_map(String::from),
+            ],
+            0..64,
+        )
+    ) {
+        let job = CompiledJob::compile(&catalogue_spec(&["http://h/"])).expect("compiles");
+        let html = pieces.concat();
+        let extraction = job.extract(&url("http://h/product/x.html"), &html);
+        for link in &extraction.links {
+            let parsed = Url::parse(link).expect("links are absolute urls");
+            prop_assert!(parsed.fragment().is_none());
+        }
+    }
+}

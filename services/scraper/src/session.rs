@@ -1,0 +1,586 @@
+//! The work sessions with the dispatchers (`Dispatcher.Work`): one at a time, with the first
+//! dispatcher in failover order that accepts it.
+//!
+//! A session starts with a hello offering the free slots. The dispatcher then defines jobs,
+//! sends assignments and may revoke some; the scraper answers with outcome batches (each
+//! outcome frees one slot on both sides) and credits for slots freed without an outcome.
+//! When a session breaks, nothing held is lost: assignments keep running, and outcomes not
+//! handed to the transport wait for the next session, with whichever dispatcher is primary
+//! then (lease ids are global, so any primary accepts them). An outcome the transport took
+//! just before the break may be lost; its lease then expires and the URL is fetched again,
+//! which the archive's idempotency absorbs.
+//!
+//! At shutdown the outcomes are held until every assignment has finished or been handed
+//! back, then sent together, and the session ends. Sent one by one, each outcome would free
+//! a slot and draw a new assignment only to hand it back again.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use owlmesh_directory::client::{Backoff, ChannelOptions, MembershipWatcher, endpoint};
+use owlmesh_proto::v1::dispatcher_client::DispatcherClient;
+use owlmesh_proto::v1::work_message::Message as Inbound;
+use owlmesh_proto::v1::worker_message::Message as Outbound;
+use owlmesh_proto::v1::{
+    Assignment, Instance, Outcome, OutcomeBatch, OutcomeStatus, SlotCredit, WorkMessage,
+    WorkerHello, WorkerMessage,
+};
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Status, Streaming};
+use tracing::{debug, info, warn};
+
+use crate::inbox::{Admission, Inbox};
+use crate::jobs::JobCache;
+use crate::worker::{Held, SHUTTING_DOWN, Worker, report, returned};
+
+/// First pause between two session attempts; it doubles up to [`RECONNECT_MAX`].
+const RECONNECT_INITIAL: Duration = Duration::from_millis(100);
+/// Longest pause between two session attempts.
+const RECONNECT_MAX: Duration = Duration::from_secs(2);
+/// Messages queued for the transport at most: little, so that a break strands little.
+const OUTBOUND_BUFFER: usize = 4;
+/// How long a dispatcher may take to accept or refuse a session.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long to wait for the dispatcher to close a session whose last outcomes went out.
+const CLOSING_GRACE: Duration = Duration::from_millis(500);
+
+/// How the link batches and whom it says it is.
+#[derive(Debug, Clone)]
+pub(crate) struct LinkConfig {
+    /// The scraper's registered id.
+    pub(crate) id: String,
+    /// Outcomes per batch at most.
+    pub(crate) batch: usize,
+    /// How long a partial batch waits.
+    pub(crate) linger: Duration,
+}
+
+/// The scraper's side of the work sessions; runs until the drain is over or `stop`.
+pub(crate) struct WorkLink {
+    pub(crate) config: LinkConfig,
+    pub(crate) dispatchers: MembershipWatcher,
+    pub(crate) inbox: Arc<Inbox>,
+    pub(crate) jobs: JobCache,
+    pub(crate) worker: Arc<Worker>,
+    pub(crate) outcomes: OutcomeQueue,
+    /// Handed to every assignment's task; dropped when the drain begins, so the queue
+    /// closes once the last task has reported.
+    pub(crate) sender: Option<mpsc::Sender<Outcome>>,
+    /// Shutdown began.
+    pub(crate) draining: CancellationToken,
+    /// Give up on undelivered outcomes and end now.
+    pub(crate) stop: CancellationToken,
+    /// Slots freed without an outcome (revoked or duplicate assignments), to offer to the
+    /// dispatcher with a credit.
+    pub(crate) owed_credit: usize,
+}
+
+/// An open session: the dispatcher's messages, and the scraper's side of the stream.
+struct Opened {
+    inbound: Streaming<WorkMessage>,
+    outbound: mpsc::Sender<WorkerMessage>,
+    transport: Transport,
+}
+
+/// How a session ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// Every outcome was delivered after the drain, or the link was stopped.
+    Finished,
+    /// The dispatcher did not accept a session (standby, unreachable): try the next one.
+    Refused,
+    /// An open session broke: start again from the top of the failover order.
+    Broken,
+}
+
+impl WorkLink {
+    /// Holds sessions, one after another, until the drain is over or the link is stopped.
+    pub(crate) async fn run(mut self) {
+        let mut backoff = Backoff::new(RECONNECT_INITIAL, RECONNECT_MAX);
+        let mut skip = 0usize;
+        let mut failing = false;
+        loop {
+            self.check_drain();
+            if self.outcomes.is_finished() || self.stop.is_cancelled() {
+                return;
+            }
+            let order = self.dispatchers.view().failover_order();
+            let Some(dispatcher) = order.get(skip % order.len().max(1)) else {
+                self.await_dispatchers(backoff.next_delay()).await;
+                continue;
+            };
+            let ended = self.session(dispatcher, &mut backoff).await;
+            match ended {
+                Ended::Finished => return,
+                Ended::Broken => (skip, failing) = (0, false),
+                Ended::Refused => {
+                    skip += 1;
+                    if skip >= order.len() && !failing {
+                        warn!(
+                            dispatchers = order.len(),
+                            "no dispatcher accepts a work session: retrying"
+                        );
+                        failing = true;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = self.stop.cancelled() => return,
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+            }
+        }
+    }
+
+    /// Waits for the membership to change, at most `pause`, when no dispatcher is known.
+    async fn await_dispatchers(&self, pause: Duration) {
+        let mut membership = self.dispatchers.subscribe();
+        // Only a view newer than the one just read counts as a change.
+        membership.borrow_and_update();
+        tokio::select! {
+            _ = self.stop.cancelled() => {}
+            _ = self.draining.cancelled(), if self.sender.is_some() => {}
+            _ = membership.changed() => {}
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+
+    /// One session with `dispatcher`, from hello to its end.
+    async fn session(&mut self, dispatcher: &Instance, backoff: &mut Backoff) -> Ended {
+        let Some(Opened {
+            mut inbound,
+            outbound,
+            transport,
+        }) = self.open(dispatcher).await
+        else {
+            return Ended::Refused;
+        };
+        backoff.reset();
+        info!(dispatcher = %dispatcher.id, "work session opened");
+        let ended = self.converse(&mut inbound, &outbound).await;
+        drop(outbound);
+        match ended {
+            // The last outcomes may still sit in the transport's queue: ending the stream
+            // lets them go first, and the dispatcher closes its side once it has read them.
+            Ended::Finished if !self.stop.is_cancelled() => closing_grace(&mut inbound).await,
+            Ended::Finished => {}
+            Ended::Broken | Ended::Refused => self.recover(&transport),
+        }
+        ended
+    }
+
+    /// Says hello to `dispatcher`; `None` when it refuses, does not answer, or the link was
+    /// stopped.
+    async fn open(&mut self, dispatcher: &Instance) -> Option<Opened> {
+        let channel = match endpoint(&dispatcher.address, &ChannelOptions::default()) {
+            Ok(endpoint) => endpoint.connect_lazy(),
+            Err(error) => {
+                warn!(dispatcher = %dispatcher.id, %error, "cannot dial the dispatcher");
+                return None;
+            }
+        };
+        let (outbound, transport) = Transport::channel();
+        // The hello offers every free slot, those owed to the last session included.
+        self.owed_credit = 0;
+        let hello = WorkerHello {
+            scraper_id: self.config.id.clone(),
+            slots: self.inbox.free_slots(),
+        };
+        let _ = outbound.try_send(message(Outbound::Hello(hello)));
+        let mut client = DispatcherClient::new(channel);
+        let opening = tokio::time::timeout(OPEN_TIMEOUT, client.work(transport.clone()));
+        let opened = tokio::select! {
+            _ = self.stop.cancelled() => return None,
+            opened = opening => opened.unwrap_or_else(|_| Err(Status::deadline_exceeded("no answer to hello"))),
+        };
+        match opened {
+            Ok(response) => Some(Opened {
+                inbound: response.into_inner(),
+                outbound,
+                transport,
+            }),
+            Err(status) => {
+                debug!(dispatcher = %dispatcher.id, code = ?status.code(), error = %status.message(), "work session refused");
+                None
+            }
+        }
+    }
+
+    /// Exchanges messages until the session breaks or the drain is over.
+    async fn converse(
+        &mut self,
+        inbound: &mut Streaming<WorkMessage>,
+        outbound: &mpsc::Sender<WorkerMessage>,
+    ) -> Ended {
+        loop {
+            self.check_drain();
+            if self.outcomes.is_finished() {
+                return Ended::Finished;
+            }
+            let policy = BatchPolicy {
+                size: self.config.batch,
+                linger: self.config.linger,
+                hold: self.sender.is_none(),
+            };
+            tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => return Ended::Finished,
+                _ = self.draining.cancelled(), if self.sender.is_some() => {}
+                Ok(permit) = outbound.reserve(), if self.owed_credit > 0 => {
+                    let free_slots = u32::try_from(self.owed_credit).unwrap_or(u32::MAX);
+                    permit.send(message(Outbound::Credit(SlotCredit { free_slots })));
+                    self.owed_credit = 0;
+                }
+                Ok(permit) = batch_room(&mut self.outcomes, policy, outbound) => {
+                    let outcomes = self.outcomes.take(self.config.batch);
+                    let count = outcomes.len();
+                    permit.send(message(Outbound::Outcomes(OutcomeBatch { outcomes })));
+                    self.inbox.delivered(count);
+                }
+                received = inbound.message() => match received {
+                    Ok(Some(received)) => self.handle(received),
+                    Ok(None) => {
+                        warn!("work session ended by the dispatcher");
+                        return Ended::Broken;
+                    }
+                    Err(status) => {
+                        warn!(code = ?status.code(), error = %status.message(), "work session broke");
+                        return Ended::Broken;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Acts on one message of the dispatcher.
+    fn handle(&mut self, received: WorkMessage) {
+        match received.message {
+            Some(Inbound::Job(definition)) => {
+                self.jobs
+                    .define(&definition.job_id, definition.spec.as_ref());
+            }
+            Some(Inbound::Assignments(batch)) => self.assign(batch.assignments),
+            Some(Inbound::Revoked(revocation)) => {
+                let dropped = revocation
+                    .lease_ids
+                    .iter()
+                    .filter(|lease_id| self.inbox.revoke(**lease_id))
+                    .count();
+                // No outcome will free these slots on the dispatcher's side: a credit does.
+                self.owed_credit += dropped;
+            }
+            None => {}
+        }
+    }
+
+    /// Takes arriving assignments.
+    fn assign(&mut self, assignments: Vec<Assignment>) {
+        let received_at = Instant::now();
+        for assignment in assignments {
+            match self.inbox.admit(assignment.lease_id) {
+                Admission::Held(revoked) => self.start(assignment, revoked, received_at),
+                // Held already: the dispatcher counted a slot for nothing, so give it back.
+                Admission::Duplicate => self.owed_credit += 1,
+                Admission::Refused => {
+                    let reason = match self.sender {
+                        None => SHUTTING_DOWN,
+                        Some(_) => "handed back: no free slot",
+                    };
+                    self.outcomes.push(returned(&assignment, reason));
+                }
+            }
+        }
+    }
+
+    /// Starts a held assignment, or reports at once why it cannot run.
+    fn start(&mut self, assignment: Assignment, revoked: CancellationToken, received_at: Instant) {
+        let early = match (self.jobs.get(&assignment.job_id), &self.sender) {
+            (Some(Ok(job)), Some(sender)) => {
+                let held = Held {
+                    assignment,
+                    job,
+                    revoked,
+                    received_at,
+                };
+                self.worker.spawn(held, sender.clone());
+                return;
+            }
+            (_, None) => returned(&assignment, SHUTTING_DOWN),
+            (Some(Err(reason)), _) => report(&assignment, OutcomeStatus::Failed, &reason),
+            (None, _) => {
+                let reason = format!("no definition of job {} was received", assignment.job_id);
+                report(&assignment, OutcomeStatus::Transient, &reason)
+            }
+        };
+        self.inbox.finish(assignment.lease_id);
+        self.outcomes.push(early);
+    }
+
+    /// Begins the drain once shutdown began: no new assignments, and the outcome queue
+    /// closes when the last running one reports.
+    fn check_drain(&mut self) {
+        if self.draining.is_cancelled() && self.sender.is_some() {
+            self.sender = None;
+            self.inbox.drain();
+            info!("draining: taking no more assignments");
+        }
+    }
+
+    /// Takes back the outcomes the transport did not take before the session ended.
+    fn recover(&mut self, transport: &Transport) {
+        let mut recovered = Vec::new();
+        for unsent in transport.take_unsent() {
+            if let Some(Outbound::Outcomes(batch)) = unsent.message {
+                recovered.extend(batch.outcomes);
+            }
+        }
+        if !recovered.is_empty() {
+            debug!(
+                outcomes = recovered.len(),
+                "outcomes kept for the next session"
+            );
+            self.inbox.undelivered(recovered.len());
+            self.outcomes.restore(recovered);
+        }
+    }
+}
+
+/// Waits until a batch of outcomes may go and the transport has room for it. Cancel-safe:
+/// outcomes received meanwhile stay in the queue.
+async fn batch_room<'a>(
+    outcomes: &mut OutcomeQueue,
+    policy: BatchPolicy,
+    outbound: &'a mpsc::Sender<WorkerMessage>,
+) -> Result<mpsc::Permit<'a, WorkerMessage>, mpsc::error::SendError<()>> {
+    outcomes.ready(policy).await;
+    outbound.reserve().await
+}
+
+/// Waits (briefly) for the dispatcher to close a session whose stream of outcomes ended: it
+/// does so once it has read them all. Says whether assignments were still on the way: those
+/// cannot be handed back any more and return to the frontier when their leases expire.
+async fn closing_grace(inbound: &mut Streaming<WorkMessage>) {
+    let mut late = 0usize;
+    let watch = async {
+        while let Ok(Some(received)) = inbound.message().await {
+            if let Some(Inbound::Assignments(batch)) = received.message {
+                late += batch.assignments.len();
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSING_GRACE, watch).await;
+    if late > 0 {
+        warn!(
+            assignments = late,
+            "assignments arrived after the last outcomes: they return when their leases expire"
+        );
+    }
+}
+
+fn message(message: Outbound) -> WorkerMessage {
+    WorkerMessage {
+        message: Some(message),
+    }
+}
+
+/// When the outcome queue lets a batch go.
+#[derive(Debug, Clone, Copy)]
+struct BatchPolicy {
+    size: usize,
+    linger: Duration,
+    /// Draining: hold everything until the queue is closed.
+    hold: bool,
+}
+
+/// Outcomes waiting for a session: those the assignments' tasks sent, and those set aside
+/// here (reported at once, or back from a broken session).
+pub(crate) struct OutcomeQueue {
+    receiver: mpsc::Receiver<Outcome>,
+    pending: VecDeque<Outcome>,
+    /// When the oldest pending outcome arrived (tokio's clock, so tests can pause it).
+    oldest_at: Option<tokio::time::Instant>,
+    closed: bool,
+}
+
+impl OutcomeQueue {
+    /// A queue fed by the senders of `receiver`.
+    pub(crate) fn new(receiver: mpsc::Receiver<Outcome>) -> Self {
+        Self {
+            receiver,
+            pending: VecDeque::new(),
+            oldest_at: None,
+            closed: false,
+        }
+    }
+
+    /// Sets an outcome aside for the next batch.
+    fn push(&mut self, outcome: Outcome) {
+        if self.pending.is_empty() {
+            self.oldest_at = Some(tokio::time::Instant::now());
+        }
+        self.pending.push_back(outcome);
+    }
+
+    /// Puts back outcomes that were not delivered, first in line.
+    fn restore(&mut self, outcomes: Vec<Outcome>) {
+        if self.pending.is_empty() {
+            self.oldest_at = Some(tokio::time::Instant::now());
+        }
+        for outcome in outcomes.into_iter().rev() {
+            self.pending.push_front(outcome);
+        }
+    }
+
+    /// Up to `size` outcomes, oldest first.
+    fn take(&mut self, size: usize) -> Vec<Outcome> {
+        let count = size.min(self.pending.len());
+        let batch = self.pending.drain(..count).collect();
+        if self.pending.is_empty() {
+            self.oldest_at = None;
+        }
+        batch
+    }
+
+    /// Whether every sender is gone and every outcome was taken.
+    fn is_finished(&self) -> bool {
+        self.closed && self.pending.is_empty()
+    }
+
+    /// Waits until a batch may go: `size` outcomes are pending, or the oldest has waited
+    /// `linger`; when holding, once the queue is closed. Cancel-safe: what it receives is
+    /// kept in `pending`.
+    async fn ready(&mut self, policy: BatchPolicy) {
+        loop {
+            let has_pending = !self.pending.is_empty();
+            if has_pending && (self.closed || (!policy.hold && self.pending.len() >= policy.size)) {
+                return;
+            }
+            if self.closed {
+                return std::future::pending().await;
+            }
+            let deadline = self
+                .oldest_at
+                .filter(|_| has_pending && !policy.hold)
+                .map(|oldest| oldest + policy.linger);
+            let received = match deadline {
+                Some(deadline) => {
+                    match tokio::time::timeout_at(deadline, self.receiver.recv()).await {
+                        Ok(received) => received,
+                        Err(_) => return,
+                    }
+                }
+                None => self.receiver.recv().await,
+            };
+            match received {
+                Some(outcome) => self.push(outcome),
+                None => self.closed = true,
+            }
+        }
+    }
+}
+
+/// The outgoing half of a session: the transport pulls from a queue the link can take back,
+/// so that what was not sent when the session ends is kept.
+#[derive(Clone)]
+struct Transport(Arc<Mutex<Option<mpsc::Receiver<WorkerMessage>>>>);
+
+impl Transport {
+    fn channel() -> (mpsc::Sender<WorkerMessage>, Self) {
+        let (sender, receiver) = mpsc::channel(OUTBOUND_BUFFER);
+        (sender, Self(Arc::new(Mutex::new(Some(receiver)))))
+    }
+
+    /// Ends the stream and returns what it still held.
+    fn take_unsent(&self) -> Vec<WorkerMessage> {
+        let receiver = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let mut unsent = Vec::new();
+        if let Some(mut receiver) = receiver {
+            while let Ok(message) = receiver.try_recv() {
+                unsent.push(message);
+            }
+        }
+        unsent
+    }
+}
+
+impl Stream for Transport {
+    type Item = WorkerMessage;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<WorkerMessage>> {
+        let mut receiver = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match receiver.as_mut() {
+            Some(receiver) => receiver.poll_recv(cx),
+            None => Poll::Ready(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(lease_id: u64) -> Outcome {
+        Outcome {
+            lease_id,
+            ..Outcome::default()
+        }
+    }
+
+    const POLICY: BatchPolicy = BatchPolicy {
+        size: 3,
+        linger: Duration::from_millis(5),
+        hold: false,
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_goes_when_full_or_when_the_linger_ends() {
+        let (sender, receiver) = mpsc::channel(16);
+        let mut queue = OutcomeQueue::new(receiver);
+        for lease_id in 1..=4 {
+            sender.send(outcome(lease_id)).await.unwrap();
+        }
+        queue.ready(POLICY).await;
+        assert_eq!(queue.take(POLICY.size).len(), 3);
+        let begin = tokio::time::Instant::now();
+        queue.ready(POLICY).await;
+        assert!(begin.elapsed() <= POLICY.linger);
+        assert_eq!(queue.take(POLICY.size).len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_draining_queue_holds_until_every_sender_is_gone() {
+        let (sender, receiver) = mpsc::channel(16);
+        let mut queue = OutcomeQueue::new(receiver);
+        sender.send(outcome(1)).await.unwrap();
+        let hold = BatchPolicy {
+            hold: true,
+            ..POLICY
+        };
+        let waited = tokio::time::timeout(Duration::from_secs(1), queue.ready(hold)).await;
+        assert!(waited.is_err(), "held while a sender lives");
+        drop(sender);
+        queue.ready(hold).await;
+        assert_eq!(queue.take(hold.size).len(), 1);
+        assert!(queue.is_finished());
+    }
+
+    #[test]
+    fn unsent_messages_are_taken_back_and_the_stream_ends() {
+        let (sender, transport) = Transport::channel();
+        sender
+            .try_send(message(Outbound::Credit(SlotCredit { free_slots: 1 })))
+            .unwrap();
+        assert_eq!(transport.take_unsent().len(), 1);
+        let waker = std::task::Waker::noop();
+        let mut context = Context::from_waker(waker);
+        let mut stream = transport.clone();
+        assert_eq!(
+            Pin::new(&mut stream).poll_next(&mut context),
+            Poll::Ready(None)
+        );
+    }
+}

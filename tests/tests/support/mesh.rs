@@ -1,0 +1,249 @@
+//! A whole mesh of real `owlmesh` processes on loopback, with one data folder, and the CLI
+//! to drive it as a person would.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use super::{OwlmeshProcess, owlmesh_bin};
+
+/// How many of each service to start.
+#[derive(Debug, Clone, Copy)]
+pub struct Topology {
+    pub dispatchers: usize,
+    pub scrapers: usize,
+    pub archivers: usize,
+}
+
+/// A running mesh; every process is killed when it is dropped.
+pub struct TestMesh {
+    pub directory: OwlmeshProcess,
+    pub dispatchers: Vec<OwlmeshProcess>,
+    pub scrapers: Vec<OwlmeshProcess>,
+    pub archivers: Vec<OwlmeshProcess>,
+    pub data_dir: tempfile::TempDir,
+}
+
+impl TestMesh {
+    /// Starts a directory, then the services, each registered before the next kind starts.
+    pub async fn start(topology: Topology, extra_scraper_args: &[&str]) -> anyhow::Result<Self> {
+        let data_dir = tempfile::tempdir()?;
+        let directory =
+            OwlmeshProcess::start(&["directory", "--listen", "127.0.0.1:0", "--lease-ttl", "2s"])
+                .await?;
+        let mut mesh = Self {
+            directory,
+            dispatchers: Vec::new(),
+            scrapers: Vec::new(),
+            archivers: Vec::new(),
+            data_dir,
+        };
+        for index in 0..topology.archivers {
+            let process = mesh.start_archiver(index).await?;
+            mesh.archivers.push(process);
+        }
+        for index in 0..topology.dispatchers {
+            let process = mesh.start_dispatcher(index).await?;
+            mesh.dispatchers.push(process);
+        }
+        for index in 0..topology.scrapers {
+            let process = mesh.start_scraper(index, extra_scraper_args).await?;
+            mesh.scrapers.push(process);
+        }
+        let expected = topology.dispatchers + topology.scrapers + topology.archivers;
+        mesh.wait_registered(expected).await?;
+        Ok(mesh)
+    }
+
+    /// Waits until `count` instances are registered in the directory.
+    pub async fn wait_registered(&self, count: usize) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        loop {
+            let services = self.cli_json(&["services"]).await?;
+            if services.as_array().map_or(0, Vec::len) == count {
+                return Ok(());
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                bail!("expected {count} registered instances, the directory has {services}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The directory's address, for `--directory`.
+    pub fn directory_address(&self) -> String {
+        self.directory.address.to_string()
+    }
+
+    fn data(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    fn common_args(&self, id: String) -> Vec<String> {
+        vec![
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--directory".into(),
+            self.directory_address(),
+            "--data-dir".into(),
+            self.data().display().to_string(),
+            "--id".into(),
+            id,
+        ]
+    }
+
+    /// Starts archiver `index` with its own shard file.
+    pub async fn start_archiver(&self, index: usize) -> anyhow::Result<OwlmeshProcess> {
+        let database = self.data().join(format!("archive-{index}.sqlite"));
+        let mut args = vec!["archiver".to_owned()];
+        args.extend(self.common_args(format!("archiver-{index}")));
+        args.extend(["--database".into(), database.display().to_string()]);
+        start(&args).await
+    }
+
+    /// Starts dispatcher `index` with priority `index`.
+    pub async fn start_dispatcher(&self, index: usize) -> anyhow::Result<OwlmeshProcess> {
+        let mut args = vec!["dispatcher".to_owned()];
+        args.extend(self.common_args(format!("dispatcher-{index}")));
+        args.extend(["--priority".into(), index.to_string()]);
+        start(&args).await
+    }
+
+    /// Starts scraper `index`.
+    pub async fn start_scraper(
+        &self,
+        index: usize,
+        extra: &[&str],
+    ) -> anyhow::Result<OwlmeshProcess> {
+        let mut args = vec!["scraper".to_owned()];
+        args.extend(self.common_args(format!("scraper-{index}")));
+        args.extend(extra.iter().map(|arg| arg.to_string()));
+        start(&args).await
+    }
+
+    /// Runs an `owlmesh` client command against this mesh and returns its output.
+    pub async fn cli(&self, args: &[&str]) -> anyhow::Result<Output> {
+        let mut command = tokio::process::Command::new(owlmesh_bin());
+        command
+            .args(args)
+            .args(["--directory", &self.directory_address()]);
+        Ok(command.output().await?)
+    }
+
+    /// Runs a client command with `--json` and parses its stdout.
+    pub async fn cli_json(&self, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+        let mut all: Vec<&str> = args.to_vec();
+        all.push("--json");
+        let output = self.cli(&all).await?;
+        if !output.status.success() {
+            bail!(
+                "owlmesh {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        serde_json::from_slice(&output.stdout).context("parse --json output")
+    }
+
+    /// Writes a job file into the data folder and submits it; returns the job id.
+    pub async fn submit(&self, toml: &str) -> anyhow::Result<String> {
+        let path: PathBuf = self.data().join(format!("job-{}.toml", rand_suffix()));
+        std::fs::write(&path, toml)?;
+        let answer = self
+            .cli_json(&["job", "submit", &path.display().to_string()])
+            .await?;
+        Ok(answer["id"].as_str().context("job id")?.to_owned())
+    }
+
+    /// Waits until the job's state is `done` (or fails on a final state or the deadline).
+    pub async fn wait_done(
+        &self,
+        id: &str,
+        deadline: Duration,
+    ) -> anyhow::Result<serde_json::Value> {
+        let started = std::time::Instant::now();
+        loop {
+            let status = self.cli_json(&["job", "status", id]).await?;
+            match status["state"].as_str() {
+                Some("done") => return Ok(status),
+                Some("cancelled" | "failed") => bail!("job ended {status}"),
+                _ => {}
+            }
+            if started.elapsed() > deadline {
+                bail!("job not done after {deadline:?}: {status}");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The job's exported data items (or documents), one JSON value per line.
+    pub async fn export(
+        &self,
+        id: &str,
+        documents: bool,
+    ) -> anyhow::Result<Vec<serde_json::Value>> {
+        let mut args = vec!["export", id, "--format", "jsonl"];
+        if documents {
+            args.push("--documents");
+        }
+        let output = self.cli(&args).await?;
+        if !output.status.success() {
+            bail!("export failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        String::from_utf8(output.stdout)?
+            .lines()
+            .map(|line| serde_json::from_str(line).context("export line"))
+            .collect()
+    }
+}
+
+async fn start(args: &[String]) -> anyhow::Result<OwlmeshProcess> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    OwlmeshProcess::start(&args).await
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+impl TestMesh {
+    /// Events of a job from every archiver shard (optionally of one kind).
+    pub async fn events(
+        &self,
+        job_id: &str,
+        kind: &str,
+    ) -> anyhow::Result<Vec<owlmesh_proto::v1::Event>> {
+        use owlmesh_proto::v1::QueryEventsRequest;
+        use owlmesh_proto::v1::archiver_client::ArchiverClient;
+        let services = self.cli_json(&["services"]).await?;
+        let mut events = Vec::new();
+        for service in services.as_array().context("services list")? {
+            if service["kind"] != "archiver" {
+                continue;
+            }
+            let address = service["address"].as_str().context("address")?;
+            let mut client = ArchiverClient::connect(format!("http://{address}")).await?;
+            let mut page_token = String::new();
+            loop {
+                let request = QueryEventsRequest {
+                    job_id: job_id.into(),
+                    kind: kind.into(),
+                    limit: 1000,
+                    page_token: page_token.clone(),
+                    ..Default::default()
+                };
+                let page = client.query_events(request).await?.into_inner();
+                events.extend(page.events);
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+        }
+        Ok(events)
+    }
+}
