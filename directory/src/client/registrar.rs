@@ -185,7 +185,7 @@ impl Session {
             lease_id: lease_id.to_owned(),
             load: Some(load),
         };
-        let _ = sender.try_send(heartbeat(self.load.borrow().clone()));
+        let _ = sender.try_send(heartbeat(*self.load.borrow()));
         let mut answers = client
             .keep_alive(ReceiverStream::new(receiver))
             .await?
@@ -196,7 +196,7 @@ impl Session {
             tokio::select! {
                 _ = self.stop.cancelled() => return Ok(()),
                 _ = tick.tick() => {
-                    let load = self.load.borrow().clone();
+                    let load = *self.load.borrow();
                     if sender.send(heartbeat(load)).await.is_err() {
                         return Err(Status::unavailable("keep-alive stream closed"));
                     }

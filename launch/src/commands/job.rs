@@ -142,11 +142,7 @@ pub(crate) fn progress_line(job: &Job, pages_per_second: f64, elapsed: Duration)
     let total = job.done + job.failed + job.queued + job.in_flight;
     let finished = job.done + job.failed;
     let width = 30;
-    let filled = if total == 0 {
-        0
-    } else {
-        (finished * width / total) as usize
-    };
+    let filled = (finished * width).checked_div(total).unwrap_or(0) as usize;
     let bar = format!(
         "{}{}",
         "#".repeat(filled),

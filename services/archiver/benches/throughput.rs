@@ -3,7 +3,6 @@
 //! Run with `cargo bench -p owlmesh-archiver --bench throughput`.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::time::Instant;

@@ -6,7 +6,6 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Once};
-use std::time::Instant;
 
 use owlmesh_proto::v1::{JobSpec, OutcomeStatus, RecrawlSchedule};
 use sqlx::Connection;
