@@ -1,0 +1,160 @@
+//! Crawl benchmark: the whole mesh (directory, 2 dispatchers, 3 scrapers, 2 archivers, every
+//! gRPC hop and SQLite) crawls a generated local site of 10,000 product pages, and prints
+//! pages/s, items/s, the p50/p99 time from dispatch to archive, and each process's peak
+//! memory.
+//!
+//! Run with `cargo build --release -p owlmesh && cargo bench -p owlmesh-tests --bench crawl`
+//! (`CRAWL_PAGES=N` changes the site's size).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use owlmesh_directory::telemetry::quantile_of;
+use owlmesh_proto::v1::telemetry_client::TelemetryClient;
+use owlmesh_proto::v1::{GetStatsRequest, Histogram};
+use owlmesh_tests::{SiteConfig, TestSite};
+use support::OwlmeshProcess;
+use support::mesh::{TestMesh, Topology};
+
+const JOB: &str = r#"
+name = "bench"
+seeds = [SEEDS]
+max_retries = 2
+
+[politeness]
+delay_ms = 0
+concurrency_per_host = 32
+user_agent = "owlmesh-bench"
+
+[follow]
+deny = ['\.pdf$']
+
+[documents]
+types = ["pdf"]
+
+[[handlers]]
+name = "product"
+pattern = '^/product/(?P<slug>[^/]+)\.html$'
+[handlers.fields]
+title = "h1"
+price = "span.price"
+sku = { selector = "div.product", attr = "data-sku" }
+"#;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let pages: usize = std::env::var("CRAWL_PAGES")
+        .ok()
+        .and_then(|pages| pages.parse().ok())
+        .unwrap_or(10_000);
+    let site = TestSite::start(SiteConfig {
+        products: pages,
+        products_per_page: 50,
+        ..SiteConfig::spread_over(4)
+    })
+    .await?;
+    let topology = Topology {
+        dispatchers: 2,
+        scrapers: 3,
+        archivers: 2,
+    };
+    let mesh = TestMesh::start(topology, &[]).await?;
+    let seeds: Vec<String> = site
+        .seeds()
+        .iter()
+        .map(|seed| format!("{seed:?}"))
+        .collect();
+    let job = JOB.replace("SEEDS", &seeds.join(", "));
+    println!("crawl benchmark: {pages} products over 4 hosts; the mesh is {topology:?}");
+
+    let started = Instant::now();
+    let id = mesh.submit(&job).await?;
+    let status = mesh.wait_done(&id, Duration::from_secs(1800)).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let done = status["done"].as_u64().unwrap_or_default();
+    let items = status["items"].as_u64().unwrap_or_default();
+    println!("crawled {done} pages, {items} items in {elapsed:.2} s");
+    println!(
+        "pages/s                       {:>10.0}",
+        done as f64 / elapsed
+    );
+    println!(
+        "items/s                       {:>10.0}",
+        items as f64 / elapsed
+    );
+    let latency = dispatch_to_archive(&mesh.scrapers).await?;
+    for (label, quantile) in [("p50", 0.5), ("p99", 0.99)] {
+        let bound = quantile_of(&latency, quantile).unwrap_or(f64::NAN);
+        println!(
+            "dispatch to archive {label}       ≤ {:>7.0} ms",
+            bound * 1000.0
+        );
+    }
+    println!("peak memory (VmHWM):");
+    let mut total = 0;
+    for (name, process) in processes(&mesh) {
+        let peak = peak_memory_kib(process).unwrap_or_default();
+        total += peak;
+        println!("  {name:<14} {:>8.1} MiB", peak as f64 / 1024.0);
+    }
+    println!("  {:<14} {:>8.1} MiB", "all", total as f64 / 1024.0);
+    site.stop().await;
+    Ok(())
+}
+
+/// The scrapers' dispatch-to-archive histograms, added together.
+async fn dispatch_to_archive(scrapers: &[OwlmeshProcess]) -> anyhow::Result<Histogram> {
+    let mut merged = Histogram::default();
+    for scraper in scrapers {
+        let mut client = TelemetryClient::connect(format!("http://{}", scraper.address)).await?;
+        let stats = client.get_stats(GetStatsRequest {}).await?.into_inner();
+        let Some(histogram) = stats
+            .histograms
+            .into_iter()
+            .find(|h| h.name == "dispatch_to_archive_seconds")
+        else {
+            continue;
+        };
+        if merged.bounds.is_empty() {
+            merged = histogram;
+            continue;
+        }
+        for (total, count) in merged
+            .cumulative_counts
+            .iter_mut()
+            .zip(&histogram.cumulative_counts)
+        {
+            *total += count;
+        }
+        merged.count += histogram.count;
+        merged.sum += histogram.sum;
+    }
+    Ok(merged)
+}
+
+fn processes(mesh: &TestMesh) -> Vec<(String, &OwlmeshProcess)> {
+    let mut all = vec![("directory".to_owned(), &mesh.directory)];
+    for (kind, group) in [
+        ("dispatcher", &mesh.dispatchers),
+        ("scraper", &mesh.scrapers),
+        ("archiver", &mesh.archivers),
+    ] {
+        all.extend(
+            group
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (format!("{kind}-{i}"), p)),
+        );
+    }
+    all
+}
+
+/// The process's peak resident set size, from /proc.
+fn peak_memory_kib(process: &OwlmeshProcess) -> Option<u64> {
+    let pid = process.child.id()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
