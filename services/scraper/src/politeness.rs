@@ -138,6 +138,15 @@ impl HostGate {
         }
     }
 
+    /// A gate for a host that may have been fetched elsewhere a moment ago: a host that moved
+    /// here on the ring keeps its spacing, because its first request here waits one spacing
+    /// as if a request had just started.
+    pub fn handed_over() -> Self {
+        let gate = Self::new();
+        gate.lock().last_start = Some(Instant::now());
+        gate
+    }
+
     /// Waits for a free slot under `policy.concurrency`, then for this request's start time.
     pub async fn acquire(&self, policy: &HostPolicy) -> HostPermit {
         // Slot first, then time: a request that waited for a slot must still keep its
@@ -219,7 +228,8 @@ impl HostGates {
         Self::default()
     }
 
-    /// The gate of `host`, created on first use.
+    /// The gate of `host`, created on first use (see [`HostGate::handed_over`]: nothing
+    /// tells a scraper whether another one fetched the host just before it came here).
     pub fn gate(&self, host: &str) -> Arc<HostGate> {
         let gates = self.gates.read().unwrap_or_else(PoisonError::into_inner);
         if let Some(gate) = gates.get(host) {
@@ -227,7 +237,10 @@ impl HostGates {
         }
         drop(gates);
         let mut gates = self.gates.write().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(gates.entry(host.to_owned()).or_default())
+        let gate = gates
+            .entry(host.to_owned())
+            .or_insert_with(|| Arc::new(HostGate::handed_over()));
+        Arc::clone(gate)
     }
 
     /// Waits until a request to `host` may start under `policy`.
@@ -314,6 +327,19 @@ mod tests {
             crawl_delay: None,
             concurrency,
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_host_new_to_this_scraper_keeps_its_spacing_from_the_previous_owner() {
+        let gates = HostGates::new();
+        let policy = policy(500, 4);
+        let begin = Instant::now();
+        let _first = gates.acquire("moved.example", &policy).await;
+        assert_eq!(Instant::now() - begin, Duration::from_millis(500));
+        let unspaced = policy(0, 4);
+        let begin = Instant::now();
+        let _other = gates.acquire("other.example", &unspaced).await;
+        assert_eq!(Instant::now() - begin, Duration::ZERO, "no delay, no wait");
     }
 
     #[tokio::test(start_paused = true)]

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 
 use super::Dispatcher;
 use super::sessions::Session;
-use crate::frontier::{ClaimRequest, HostFilter, now_ms};
+use crate::frontier::{ClaimRequest, Claimed, HostFilter, now_ms};
 use owlmesh_directory::ring::HashRouter;
 
 /// How long the loop sleeps when nothing woke it.
@@ -109,7 +109,27 @@ async fn dispatch_to(
         .counters
         .assigned
         .fetch_add(count as u64, std::sync::atomic::Ordering::Relaxed);
+    report_assigned(dispatcher, owner, &claimed).await;
     true
+}
+
+/// One "assigned" event per job and batch (not per URL: the outcome events name each URL).
+async fn report_assigned(dispatcher: &Dispatcher, scraper: &str, claimed: &[Claimed]) {
+    let mut per_job: HashMap<&str, usize> = HashMap::new();
+    for claim in claimed {
+        *per_job.entry(claim.job_id.as_str()).or_default() += 1;
+    }
+    for (job_id, count) in per_job {
+        let attributes = HashMap::from([
+            ("scraper".to_owned(), scraper.to_owned()),
+            ("count".to_owned(), count.to_string()),
+        ]);
+        let message = format!("{count} URLs assigned to {scraper}");
+        dispatcher
+            .events
+            .emit("assigned", job_id, "", message, attributes)
+            .await;
+    }
 }
 
 /// Expires leases, releases the leases of scrapers that left, and starts due recrawls.
