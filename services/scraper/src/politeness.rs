@@ -332,9 +332,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_host_new_to_this_scraper_keeps_its_spacing_from_the_previous_owner() {
         let gates = HostGates::new();
-        let policy = policy(500, 4);
+        let spaced = policy(500, 4);
         let begin = Instant::now();
-        let _first = gates.acquire("moved.example", &policy).await;
+        let _first = gates.acquire("moved.example", &spaced).await;
         assert_eq!(Instant::now() - begin, Duration::from_millis(500));
         let unspaced = policy(0, 4);
         let begin = Instant::now();
