@@ -30,6 +30,8 @@ pub(crate) enum Command {
     Scraper(ScraperOptions),
     /// Run an archiver: the event log and the result store.
     Archiver(ArchiverOptions),
+    /// Run the dashboard: live queue depth and throughput, Prometheus metrics.
+    Monitoring(crate::commands::monitoring::MonitoringOptions),
     /// Start the whole mesh on this machine: directory, dispatchers, scrapers, archivers and
     /// the dashboard, as child processes; Ctrl-C stops them all.
     Up(crate::commands::up::UpOptions),

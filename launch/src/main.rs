@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod demo;
 mod logging;
 mod mesh;
 mod shutdown;
@@ -37,6 +38,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Dispatcher(options) => commands::dispatcher::run(options).await,
         Command::Scraper(options) => commands::scraper::run(options).await,
         Command::Archiver(options) => commands::archiver::run(options).await,
+        Command::Monitoring(options) => commands::monitoring::run(options).await,
         Command::Up(options) => commands::up::run(options).await,
         Command::Job(options) => commands::job::run(options).await,
         Command::Export(options) => commands::export::run(options).await,

@@ -5,6 +5,7 @@ pub(crate) mod directory;
 pub(crate) mod dispatcher;
 pub(crate) mod export;
 pub(crate) mod job;
+pub(crate) mod monitoring;
 pub(crate) mod scraper;
 pub(crate) mod services;
 pub(crate) mod try_page;

@@ -168,6 +168,11 @@ impl Inbox {
         state.taken.saturating_sub(state.entries.len())
     }
 
+    /// The leases of the held assignments (not the ones whose outcome is waiting).
+    pub(crate) fn lease_ids(&self) -> Vec<u64> {
+        self.lock().entries.keys().copied().collect()
+    }
+
     /// Held assignments by stage.
     pub(crate) fn stages(&self) -> StageCounts {
         let state = self.lock();

@@ -7,8 +7,10 @@
 //! When a session breaks, nothing held is lost: assignments keep running, and outcomes not
 //! handed to the transport wait for the next session, with whichever dispatcher is primary
 //! then (lease ids are global, so any primary accepts them). An outcome the transport took
-//! just before the break may be lost; its lease then expires and the URL is fetched again,
-//! which the archive's idempotency absorbs.
+//! just before the break may be lost, and so may assignments on their way here. The hello
+//! of the next session lists every lease still held, and the dispatcher returns the others
+//! to the frontier at once instead of when they expire: the URL is fetched again, which the
+//! archive's idempotency absorbs.
 //!
 //! At shutdown the outcomes are held until every assignment has finished or been handed
 //! back, then sent together, and the session ends. Sent one by one, each outcome would free
@@ -25,8 +27,8 @@ use owlmesh_proto::v1::dispatcher_client::DispatcherClient;
 use owlmesh_proto::v1::work_message::Message as Inbound;
 use owlmesh_proto::v1::worker_message::Message as Outbound;
 use owlmesh_proto::v1::{
-    Assignment, Instance, Outcome, OutcomeBatch, OutcomeStatus, SlotCredit, WorkMessage,
-    WorkerHello, WorkerMessage,
+    Assignment, HeldLeases, Instance, Outcome, OutcomeBatch, OutcomeStatus, SlotCredit,
+    WorkMessage, WorkerHello, WorkerMessage,
 };
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
@@ -189,6 +191,9 @@ impl WorkLink {
         let hello = WorkerHello {
             scraper_id: self.config.id.clone(),
             slots: self.inbox.free_slots(),
+            held: Some(HeldLeases {
+                lease_ids: self.held_leases(),
+            }),
         };
         let _ = outbound.try_send(message(Outbound::Hello(hello)));
         let mut client = DispatcherClient::new(channel);
@@ -208,6 +213,21 @@ impl WorkLink {
                 None
             }
         }
+    }
+
+    /// Every lease this scraper still answers for: assignments under way and outcomes not
+    /// yet handed to a session. The dispatcher returns this scraper's other leases to the
+    /// frontier when the session opens (assignments lost on the way here, outcomes lost with
+    /// an earlier session), instead of waiting for them to expire.
+    fn held_leases(&mut self) -> Vec<u64> {
+        // Outcomes first: a task queues its outcome before it leaves the inbox, so every
+        // lease is in one of the two when they are read in this order.
+        self.outcomes.absorb();
+        let mut held = self.outcomes.lease_ids();
+        held.extend(self.inbox.lease_ids());
+        held.sort_unstable();
+        held.dedup();
+        held
     }
 
     /// Exchanges messages until the session breaks or the drain is over.
@@ -433,6 +453,18 @@ impl OutcomeQueue {
         for outcome in outcomes.into_iter().rev() {
             self.pending.push_front(outcome);
         }
+    }
+
+    /// Moves every outcome the tasks have queued so far into `pending`.
+    fn absorb(&mut self) {
+        while let Ok(outcome) = self.receiver.try_recv() {
+            self.push(outcome);
+        }
+    }
+
+    /// The leases of the pending outcomes.
+    fn lease_ids(&self) -> Vec<u64> {
+        self.pending.iter().map(|outcome| outcome.lease_id).collect()
     }
 
     /// Up to `size` outcomes, oldest first.

@@ -63,11 +63,13 @@ impl Worker {
         self.tasks.spawn(async move {
             let lease_id = held.assignment.lease_id;
             let outcome = worker.run(held).await;
-            worker.inbox.finish(lease_id);
             if let Some(outcome) = outcome {
                 // The queue has room for every slot, so this never waits for long.
                 let _ = outcomes.send(outcome).await;
             }
+            // Only now, so that a lease is always either held or its outcome queued: a hello
+            // lists the leases still held from both (see `WorkLink::held_leases`).
+            worker.inbox.finish(lease_id);
         });
     }
 

@@ -17,6 +17,9 @@ pub struct Topology {
     pub archivers: usize,
 }
 
+/// The directory's lease TTL in a test mesh.
+pub const LEASE_TTL: Duration = Duration::from_secs(2);
+
 /// A running mesh; every process is killed when it is dropped.
 pub struct TestMesh {
     pub directory: OwlmeshProcess,
@@ -24,21 +27,47 @@ pub struct TestMesh {
     pub scrapers: Vec<OwlmeshProcess>,
     pub archivers: Vec<OwlmeshProcess>,
     pub data_dir: tempfile::TempDir,
+    /// Extra arguments of every dispatcher this mesh starts (e.g. `--lease 3s`).
+    pub dispatcher_args: Vec<String>,
+    /// Extra arguments of every scraper this mesh starts (e.g. `--slots 16`).
+    pub scraper_args: Vec<String>,
+}
+
+/// A kind of service a [`TestMesh`] runs several of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Dispatcher,
+    Scraper,
+    Archiver,
 }
 
 impl TestMesh {
     /// Starts a directory, then the services, each registered before the next kind starts.
     pub async fn start(topology: Topology, extra_scraper_args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with(topology, &[], extra_scraper_args).await
+    }
+
+    /// [`TestMesh::start`], with extra arguments for the dispatchers and the scrapers (also
+    /// used when they are started again).
+    pub async fn start_with(
+        topology: Topology,
+        dispatcher_args: &[&str],
+        scraper_args: &[&str],
+    ) -> anyhow::Result<Self> {
         let data_dir = tempfile::tempdir()?;
+        let ttl = format!("{}ms", LEASE_TTL.as_millis());
         let directory =
-            OwlmeshProcess::start(&["directory", "--listen", "127.0.0.1:0", "--lease-ttl", "2s"])
+            OwlmeshProcess::start(&["directory", "--listen", "127.0.0.1:0", "--lease-ttl", &ttl])
                 .await?;
+        let owned = |args: &[&str]| args.iter().map(|arg| arg.to_string()).collect();
         let mut mesh = Self {
             directory,
             dispatchers: Vec::new(),
             scrapers: Vec::new(),
             archivers: Vec::new(),
             data_dir,
+            dispatcher_args: owned(dispatcher_args),
+            scraper_args: owned(scraper_args),
         };
         for index in 0..topology.archivers {
             let process = mesh.start_archiver(index).await?;
@@ -48,8 +77,10 @@ impl TestMesh {
             let process = mesh.start_dispatcher(index).await?;
             mesh.dispatchers.push(process);
         }
+        let scraper_args: Vec<String> = mesh.scraper_args.clone();
+        let scraper_args: Vec<&str> = scraper_args.iter().map(String::as_str).collect();
         for index in 0..topology.scrapers {
-            let process = mesh.start_scraper(index, extra_scraper_args).await?;
+            let process = mesh.start_scraper(index, &scraper_args).await?;
             mesh.scrapers.push(process);
         }
         let expected = topology.dispatchers + topology.scrapers + topology.archivers;
@@ -103,12 +134,65 @@ impl TestMesh {
         start(&args).await
     }
 
-    /// Starts dispatcher `index` with priority `index`.
+    /// Starts dispatcher `index` with priority `index` (and the mesh's dispatcher arguments).
     pub async fn start_dispatcher(&self, index: usize) -> anyhow::Result<OwlmeshProcess> {
         let mut args = vec!["dispatcher".to_owned()];
         args.extend(self.common_args(format!("dispatcher-{index}")));
         args.extend(["--priority".into(), index.to_string()]);
+        args.extend(self.dispatcher_args.iter().cloned());
         start(&args).await
+    }
+
+    /// The running processes of one kind.
+    pub fn group(&mut self, kind: Kind) -> &mut Vec<OwlmeshProcess> {
+        match kind {
+            Kind::Dispatcher => &mut self.dispatchers,
+            Kind::Scraper => &mut self.scrapers,
+            Kind::Archiver => &mut self.archivers,
+        }
+    }
+
+    /// Starts instance `index` of `kind` again with the same id, priority, database and
+    /// arguments (a new port), in place of the old process, which is killed first if it
+    /// still runs.
+    pub async fn restart(&mut self, kind: Kind, index: usize) -> anyhow::Result<()> {
+        self.group(kind)[index].kill().await;
+        let process = match kind {
+            Kind::Dispatcher => self.start_dispatcher(index).await?,
+            Kind::Scraper => {
+                let args: Vec<String> = self.scraper_args.clone();
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                self.start_scraper(index, &args).await?
+            }
+            Kind::Archiver => self.start_archiver(index).await?,
+        };
+        self.group(kind)[index] = process;
+        Ok(())
+    }
+
+    /// Starts the directory again on the address it had (killing the old one if it runs).
+    /// It starts empty: every instance registers again with its next heartbeat.
+    pub async fn restart_directory(&mut self) -> anyhow::Result<()> {
+        self.directory.kill().await;
+        let listen = self.directory_address();
+        let ttl = format!("{}ms", LEASE_TTL.as_millis());
+        let started = std::time::Instant::now();
+        // The old socket may take a moment to be released.
+        self.directory = loop {
+            match OwlmeshProcess::start(&["directory", "--listen", &listen, "--lease-ttl", &ttl])
+                .await
+            {
+                Ok(process) => break process,
+                Err(error) if started.elapsed() > Duration::from_secs(5) => return Err(error),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        Ok(())
+    }
+
+    /// How many instances of each kind are all there should be.
+    pub fn expected_instances(&self) -> usize {
+        self.dispatchers.len() + self.scrapers.len() + self.archivers.len()
     }
 
     /// Starts scraper `index`.

@@ -44,6 +44,8 @@ pub struct OwlmeshProcess {
     pub child: Child,
     /// The address it printed after binding.
     pub address: SocketAddr,
+    /// The arguments it was started with.
+    pub args: Vec<String>,
 }
 
 impl OwlmeshProcess {
@@ -70,7 +72,42 @@ impl OwlmeshProcess {
         .await
         .context("owlmesh did not print its address in time")??;
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self { child, address })
+        let args = args.iter().map(|arg| arg.to_string()).collect();
+        Ok(Self {
+            child,
+            address,
+            args,
+        })
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`, `INT`…) with kill(1).
+    pub fn signal(&self, name: &str) -> anyhow::Result<()> {
+        let pid = self.pid().context("already exited")?;
+        let status = std::process::Command::new("kill")
+            .args([format!("-{name}"), pid.to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -{name} {pid} failed");
+        Ok(())
+    }
+
+    /// SIGSTOP: the process hangs, its sockets stay open.
+    pub fn pause(&self) -> anyhow::Result<()> {
+        self.signal("STOP")
+    }
+
+    /// SIGCONT: a paused process runs again.
+    pub fn resume(&self) -> anyhow::Result<()> {
+        self.signal("CONT")
+    }
+
+    /// The `GetStats` snapshot of the service.
+    pub async fn stats(&self) -> anyhow::Result<owlmesh_proto::v1::Stats> {
+        stats(self.address).await
     }
 
     /// SIGKILL, as a crash would.
@@ -86,6 +123,33 @@ impl OwlmeshProcess {
             .status()?;
         Ok(tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await??)
     }
+}
+
+/// The `GetStats` snapshot of the service at `address`.
+pub async fn stats(address: SocketAddr) -> anyhow::Result<owlmesh_proto::v1::Stats> {
+    use owlmesh_proto::v1::GetStatsRequest;
+    use owlmesh_proto::v1::telemetry_client::TelemetryClient;
+    let mut client = TelemetryClient::connect(format!("http://{address}")).await?;
+    Ok(client.get_stats(GetStatsRequest {}).await?.into_inner())
+}
+
+/// A counter of a stats snapshot (0 when absent), summed over its labels.
+pub fn counter(stats: &owlmesh_proto::v1::Stats, name: &str) -> u64 {
+    stats
+        .counters
+        .iter()
+        .filter(|counter| counter.name == name)
+        .map(|counter| counter.value)
+        .sum()
+}
+
+/// The unlabelled queue depth of a stats snapshot, and its capacity (0 when absent).
+pub fn queue(stats: &owlmesh_proto::v1::Stats, name: &str) -> (u64, u64) {
+    stats
+        .queues
+        .iter()
+        .find(|queue| queue.name == name && queue.labels.is_empty())
+        .map_or((0, 0), |queue| (queue.depth, queue.capacity))
 }
 
 /// An in-process directory on 127.0.0.1:0; stops when the token is cancelled.

@@ -12,6 +12,8 @@ pub(super) enum Leases<'a> {
     ExpiredBy(i64),
     /// Every lease this scraper holds.
     HeldBy(&'a str),
+    /// Every lease this scraper holds but these (the ones it says it still has).
+    HeldByExcept(&'a str, &'a [u64]),
     /// These leases.
     Ids(&'a [u64]),
 }
@@ -25,7 +27,7 @@ pub(super) async fn return_leases(
     let sql = pool.sql();
     let ids = match leases {
         Leases::Ids([]) => return Ok(0),
-        Leases::Ids(ids) => {
+        Leases::Ids(ids) | Leases::HeldByExcept(_, ids) => {
             serde_json::to_string(&ids.iter().map(|id| *id as i64).collect::<Vec<_>>())?
         }
         Leases::ExpiredBy(_) | Leases::HeldBy(_) => String::new(),
@@ -38,6 +40,14 @@ pub(super) async fn return_leases(
         Leases::HeldBy(owner) => (
             Statement::new(sql.owner_lease_jobs).text(owner),
             Statement::new(sql.return_owner_leases).text(owner),
+        ),
+        Leases::HeldByExcept(owner, _) => (
+            Statement::new(sql.owner_lease_jobs_except)
+                .text(owner)
+                .text(&ids),
+            Statement::new(sql.return_owner_leases_except)
+                .text(owner)
+                .text(&ids),
         ),
         Leases::Ids(_) => (
             Statement::new(sql.lease_id_jobs).text(&ids),

@@ -194,6 +194,17 @@ impl Frontier {
         leases::return_leases(&self.pool, Leases::HeldBy(owner), now_ms).await
     }
 
+    /// Queues again every URL leased to `owner` except those of `held` (the leases a scraper
+    /// says it still has when it opens a work session); returns how many.
+    pub async fn release_owner_except(
+        &self,
+        owner: &str,
+        held: &[u64],
+        now_ms: i64,
+    ) -> Result<u64> {
+        leases::return_leases(&self.pool, Leases::HeldByExcept(owner, held), now_ms).await
+    }
+
     /// Queues again the URLs of these leases (taken back from a scraper); returns how many
     /// were still held.
     pub async fn requeue_leases(&self, lease_ids: &[u64], now_ms: i64) -> Result<u64> {

@@ -74,6 +74,8 @@ pub(super) struct Statements {
     pub(super) return_expired_leases: &'static str,
     pub(super) owner_lease_jobs: &'static str,
     pub(super) return_owner_leases: &'static str,
+    pub(super) owner_lease_jobs_except: &'static str,
+    pub(super) return_owner_leases_except: &'static str,
     pub(super) lease_id_jobs: &'static str,
     pub(super) return_leases_by_id: &'static str,
     pub(super) drop_queued_urls: &'static str,
@@ -219,6 +221,21 @@ macro_rules! statements {
                 return_lease!(),
                 "lease_owner = $1 AND job_id IN (SELECT e.value FROM ",
                 $list!(2),
+                ") RETURNING job_id"
+            ),
+            owner_lease_jobs_except: concat!(
+                "SELECT DISTINCT job_id FROM frontier_urls ",
+                "WHERE state = 'leased' AND lease_owner = $1 AND lease_id NOT IN ",
+                "(SELECT CAST(e.value AS BIGINT) FROM ",
+                $list!(2),
+                ")"
+            ),
+            return_owner_leases_except: concat!(
+                return_lease!(),
+                "lease_owner = $1 AND lease_id NOT IN (SELECT CAST(e.value AS BIGINT) FROM ",
+                $list!(2),
+                ") AND job_id IN (SELECT e.value FROM ",
+                $list!(3),
                 ") RETURNING job_id"
             ),
             lease_id_jobs: concat!(

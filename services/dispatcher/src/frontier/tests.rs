@@ -652,6 +652,58 @@ async fn a_departed_scraper_releases_its_leases() {
 }
 
 #[tokio::test]
+async fn a_reconnecting_scraper_keeps_only_the_leases_it_still_holds() {
+    each_backend(async |_, frontier| {
+        let job = create(
+            &frontier,
+            &spec(&["http://a/1", "http://a/2", "http://a/3", "http://b/1"]),
+        )
+        .await;
+        let mine = ClaimRequest {
+            limit: 3,
+            owner: "back",
+            ..claim_all(NOW)
+        };
+        let held = frontier.claim(&mine).await.unwrap();
+        let other = ClaimRequest {
+            owner: "other",
+            ..claim_all(NOW)
+        };
+        assert_eq!(frontier.claim(&other).await.unwrap().len(), 1);
+
+        // It still holds the first lease; the other two were lost on the way (an assignment
+        // it never received, an outcome that died with a dispatcher).
+        let still = [held[0].lease_id, 12_345];
+        let released = frontier.release_owner_except("back", &still, NOW);
+        assert_eq!(released.await.unwrap(), 2);
+        assert_eq!(
+            frontier.release_owner_except("back", &still, NOW).await.unwrap(),
+            0
+        );
+        let counts = progress(&frontier, &job).await;
+        assert_eq!((counts.queued, counts.in_flight), (2, 2));
+        let report = frontier
+            .complete(&[outcome(&held[0], OutcomeStatus::Done)], NOW)
+            .await
+            .unwrap();
+        assert_eq!((report.applied, report.stale), (1, 0), "the held lease is intact");
+        let report = frontier
+            .complete(&[outcome(&held[1], OutcomeStatus::Done)], NOW)
+            .await
+            .unwrap();
+        assert_eq!(report.stale, 1, "a released lease is stale");
+        // Holding nothing releases everything the owner had.
+        let again = frontier.claim(&mine).await.unwrap();
+        assert_eq!(again.len(), 2);
+        assert_eq!(
+            frontier.release_owner_except("back", &[], NOW).await.unwrap(),
+            2
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_new_epoch_requeues_done_urls() {
     each_backend(async |_, frontier| {
         let mut scheduled = spec(&["http://a/1", "http://a/2"]);

@@ -176,6 +176,10 @@ async fn release_scraper(dispatcher: &Dispatcher, scraper_id: &str) {
                 scraper = scraper_id,
                 released, "scraper left: its leases are back in the frontier"
             );
+            dispatcher
+                .counters
+                .leases_released
+                .fetch_add(released, std::sync::atomic::Ordering::Relaxed);
             dispatcher.sessions.wake.notify_one();
         }
         Err(error) => warn!(scraper = scraper_id, %error, "cannot release leases"),

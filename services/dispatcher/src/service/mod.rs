@@ -38,6 +38,9 @@ pub(crate) struct Counters {
     pub(crate) stale: AtomicU64,
     pub(crate) links_admitted: AtomicU64,
     pub(crate) leases_expired: AtomicU64,
+    /// Leases returned without an outcome because their scraper left, or no longer held
+    /// them when it opened a new session.
+    pub(crate) leases_released: AtomicU64,
 }
 
 /// Everything the dispatcher's tasks share.

@@ -76,6 +76,35 @@ impl DispatcherService {
         Ok(record.to_proto())
     }
 
+    /// Returns to the frontier every lease of `scraper_id` but the ones it says it holds.
+    /// The others can only be assignments that never reached it or outcomes that never
+    /// reached a dispatcher (a session broke, a dispatcher died with them in its buffers):
+    /// without this they would wait for their lease to expire. A page among them that was
+    /// archived is fetched again, and the archive's idempotency drops the copy.
+    async fn reconcile(&self, scraper_id: &str, held: &[u64]) {
+        let frontier = &self.dispatcher.frontier;
+        match frontier
+            .release_owner_except(scraper_id, held, now_ms())
+            .await
+        {
+            Ok(0) => {}
+            Ok(released) => {
+                info!(
+                    scraper = scraper_id,
+                    released,
+                    held = held.len(),
+                    "leases the scraper no longer holds are back in the frontier"
+                );
+                self.dispatcher
+                    .counters
+                    .leases_released
+                    .fetch_add(released, std::sync::atomic::Ordering::Relaxed);
+            }
+            // They come back when their leases expire.
+            Err(error) => warn!(scraper = scraper_id, %error, "cannot reconcile leases"),
+        }
+    }
+
     /// Runs one scraper's session until its stream ends.
     async fn run_session(
         dispatcher: Arc<Dispatcher>,
@@ -277,6 +306,12 @@ impl DispatcherRpc for DispatcherService {
                 .primary_id()
                 .unwrap_or_else(|| "unknown".into());
             return Err(DispatcherError::Standby(primary).into());
+        }
+        // The scraper opens a session only when its last one ended for it: end ours too, so
+        // that nothing more is sent (and claimed) for it before the reconciliation below.
+        self.dispatcher.sessions.close_scraper(&hello.scraper_id);
+        if let Some(held) = &hello.held {
+            self.reconcile(&hello.scraper_id, &held.lease_ids).await;
         }
         let (sender, receiver) = mpsc::channel(SESSION_BUFFER);
         let session = self

@@ -17,7 +17,11 @@ pub(crate) const SESSION_BUFFER: usize = 64;
 pub(crate) struct Session {
     pub(crate) scraper_id: String,
     connection: u64,
-    sender: mpsc::Sender<Result<WorkMessage, Status>>,
+    /// The only sender of the stream to the scraper: taking it ends the stream once what
+    /// was queued has gone out, so the scraper sees the session end and opens a new one
+    /// (with whichever dispatcher is primary then). Tasks that hold the session do not keep
+    /// the stream open.
+    sender: Mutex<Option<mpsc::Sender<Result<WorkMessage, Status>>>>,
     free_slots: AtomicI64,
     jobs_sent: Mutex<HashSet<String>>,
 }
@@ -62,13 +66,23 @@ impl Session {
     }
 
     async fn send(&self, message: Message) -> Result<(), Status> {
+        let closed = || Status::unavailable("work session closed");
+        let sender = self
+            .sender
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(closed)?;
         let message = WorkMessage {
             message: Some(message),
         };
-        self.sender
-            .send(Ok(message))
-            .await
-            .map_err(|_| Status::unavailable("work session closed"))
+        sender.send(Ok(message)).await.map_err(|_| closed())
+    }
+
+    /// Ends the stream to the scraper: nothing more is sent (a send under way may still go
+    /// out); the scraper's own stream is still read until it ends it.
+    pub(crate) fn end(&self) {
+        self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 }
 
@@ -92,7 +106,7 @@ impl Sessions {
         let session = Arc::new(Session {
             scraper_id: scraper_id.to_owned(),
             connection: self.connections.fetch_add(1, Ordering::Relaxed),
-            sender,
+            sender: Mutex::new(Some(sender)),
             free_slots: AtomicI64::new(i64::from(slots)),
             jobs_sent: Mutex::default(),
         });
@@ -101,8 +115,9 @@ impl Sessions {
         session
     }
 
-    /// Forgets a session, unless a newer one of the same scraper replaced it.
+    /// Ends a session and forgets it, unless a newer one of the same scraper replaced it.
     pub(crate) fn close(&self, session: &Session) {
+        session.end();
         let mut open = self.write();
         if open
             .get(&session.scraper_id)
@@ -112,9 +127,19 @@ impl Sessions {
         }
     }
 
-    /// Closes every session (this dispatcher stopped being primary).
+    /// Ends and forgets the open session of this scraper, if any (it is opening a new one).
+    pub(crate) fn close_scraper(&self, scraper_id: &str) {
+        if let Some(session) = self.write().remove(scraper_id) {
+            session.end();
+        }
+    }
+
+    /// Ends every session (this dispatcher stopped being primary): the scrapers move to the
+    /// new primary.
     pub(crate) fn close_all(&self) {
-        self.write().clear();
+        for (_, session) in self.write().drain() {
+            session.end();
+        }
     }
 
     /// The open sessions now.

@@ -59,6 +59,7 @@ impl Telemetry for DispatcherTelemetry {
             counter("stale_outcomes", &counters.stale),
             counter("links_admitted", &counters.links_admitted),
             counter("leases_expired", &counters.leases_expired),
+            counter("leases_released", &counters.leases_released),
         ];
         let state = if dispatcher.is_primary() {
             "primary"

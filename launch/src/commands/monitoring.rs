@@ -1,0 +1,50 @@
+//! `owlmesh monitoring`: runs the dashboard.
+
+use std::time::Duration;
+
+use clap::Args;
+use owlmesh_monitoring::MonitoringConfig;
+use tracing::info;
+
+use crate::cli::{ServiceOptions, parse_duration};
+
+/// What `--listen` means for the dashboard.
+const LISTEN_HELP: &str = "Address to serve the dashboard (HTTP) on; port 0 picks a free port (the bound address is printed). gRPC is served on a second, free port of the same host";
+
+/// Options of `owlmesh monitoring`.
+#[derive(Debug, Args)]
+// The shared `--listen` is the dashboard's HTTP address here; gRPC takes a second port.
+#[command(mut_arg("listen", |arg| arg.help(LISTEN_HELP)))]
+pub(crate) struct MonitoringOptions {
+    #[command(flatten)]
+    pub(crate) service: ServiceOptions,
+    /// How often every instance's stats are polled.
+    #[arg(long, env = "OWLMESH_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub(crate) poll_interval: Duration,
+    /// Time allowed for one instance's answer; at most the poll interval.
+    #[arg(long, env = "OWLMESH_POLL_TIMEOUT", default_value = "800ms", value_parser = parse_duration)]
+    pub(crate) poll_timeout: Duration,
+    /// How long an instance that is still listed may go unanswered before it shows as gone.
+    #[arg(long, env = "OWLMESH_GONE_AFTER", default_value = "3s", value_parser = parse_duration)]
+    pub(crate) gone_after: Duration,
+}
+
+/// Serves the dashboard until SIGINT/SIGTERM.
+pub(crate) async fn run(options: MonitoringOptions) -> anyhow::Result<()> {
+    let shutdown = crate::shutdown::on_signal()?;
+    let service = options.service;
+    let listener = super::bind("monitoring", service.listen).await?;
+    println!("dashboard: http://{}/", listener.local_addr()?);
+    let config = MonitoringConfig {
+        id: super::instance_id("monitoring", service.id, &listener),
+        directories: service.directory,
+        poll_interval: options.poll_interval,
+        poll_timeout: options.poll_timeout,
+        gone_after: options.gone_after,
+        ..MonitoringConfig::default()
+    };
+    config.validate()?;
+    info!(?config, "starting monitoring");
+    owlmesh_monitoring::serve(listener, config, shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,364 @@
+//! `owlmesh up`: the whole mesh on this machine, as child processes of this one: the
+//! directory first, then dispatchers, archivers and scrapers, and the dashboard when this
+//! build has one. With `--demo` it also serves a demo shop and crawls it.
+//!
+//! The children are the same `owlmesh` executable with a subcommand. Each prints where it
+//! listens on stdout and logs to `<data-dir>/logs/<id>.log`; each knows this process's id and
+//! leaves when it is gone, so no child outlives `owlmesh up`, however it ends.
+
+mod child;
+mod console;
+mod demo;
+mod plan;
+mod supervisor;
+mod verify;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use tokio::net::TcpSocket;
+use tokio::process::Command;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use self::child::Launcher;
+use self::console::Console;
+use self::demo::{DemoContext, DemoOutcome};
+use self::plan::{Kind, MeshShape};
+use self::supervisor::Supervisor;
+use crate::cli::{DEFAULT_DATA_DIR, DEFAULT_DIRECTORY_LISTEN};
+use crate::demo::{DEFAULT_PRODUCTS, DemoSite, MAX_PRODUCTS};
+
+/// How often the children are checked on.
+const WATCH_PERIOD: Duration = Duration::from_millis(250);
+
+/// Options of `owlmesh up`.
+#[derive(Debug, Args)]
+pub(crate) struct UpOptions {
+    /// Where the directory listens.
+    #[arg(
+        long,
+        env = "OWLMESH_DIRECTORY_LISTEN",
+        default_value = "127.0.0.1:7700"
+    )]
+    pub(crate) directory_listen: SocketAddr,
+    /// Where the dashboard listens.
+    #[arg(
+        long,
+        env = "OWLMESH_DASHBOARD_LISTEN",
+        default_value = "127.0.0.1:7780"
+    )]
+    pub(crate) dashboard_listen: SocketAddr,
+    /// Dispatchers to start (priority 0, 1, …), sharing one frontier database.
+    #[arg(long, env = "OWLMESH_DISPATCHERS", default_value_t = 2)]
+    pub(crate) dispatchers: u32,
+    /// Scrapers to start.
+    #[arg(long, env = "OWLMESH_SCRAPERS", default_value_t = 3)]
+    pub(crate) scrapers: u32,
+    /// Archivers to start.
+    #[arg(long, env = "OWLMESH_ARCHIVERS", default_value_t = 2)]
+    pub(crate) archivers: u32,
+    /// Data folder of every service.
+    #[arg(long, env = "OWLMESH_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub(crate) data_dir: PathBuf,
+    /// Also serve the bundled demo website on loopback and crawl it.
+    #[arg(long)]
+    pub(crate) demo: bool,
+    /// Products in the demo shop.
+    #[arg(long, env = "OWLMESH_DEMO_PRODUCTS", default_value_t = DEFAULT_PRODUCTS, requires = "demo")]
+    pub(crate) demo_products: usize,
+    /// Stop the mesh once the demo crawl is done and checked: exit 0 if the archive holds
+    /// exactly the shop's products, non-zero otherwise (for tests and CI).
+    #[arg(long, requires = "demo")]
+    pub(crate) exit_when_done: bool,
+}
+
+/// Starts the mesh and supervises it until Ctrl-C (or, with `--exit-when-done`, the end of
+/// the demo crawl).
+pub(crate) async fn run(options: UpOptions) -> anyhow::Result<()> {
+    validate(&options)?;
+    let shutdown = crate::shutdown::on_signal()?;
+    let setting = Setting::prepare(&options).await?;
+    let console = Console::new();
+    let site = match options.demo {
+        true => Some(Arc::new(
+            DemoSite::start(options.demo_products, shutdown.clone()).await?,
+        )),
+        false => None,
+    };
+    let launcher = Launcher::new(setting.executable.clone(), setting.data_dir.join("logs"));
+    let mut supervisor = Supervisor::new(launcher, console.clone());
+    let result = run_mesh(&mut supervisor, &options, &setting, site, &shutdown).await;
+    let stopping = match result {
+        Ok(()) => "stopping the mesh",
+        Err(_) => "stopping what started",
+    };
+    console.line(format!("{stopping}: scrapers first, the directory last"));
+    let killed = supervisor.stop().await;
+    // The demo shop stops with the token; cancelling it after a signal changes nothing.
+    shutdown.cancel();
+    result?;
+    if !killed.is_empty() {
+        bail!(
+            "the mesh is stopped, but {} had to be killed",
+            killed.join(", ")
+        );
+    }
+    console.line("the mesh is stopped");
+    Ok(())
+}
+
+/// What `owlmesh up` settles before it starts anything.
+struct Setting {
+    /// Absolute, with its `logs` folder created.
+    data_dir: PathBuf,
+    /// The `owlmesh` executable the children run.
+    executable: PathBuf,
+    /// The dashboard's `--help` text, when this build has a dashboard.
+    dashboard: Option<String>,
+}
+
+impl Setting {
+    /// Prepares the data folder and checks that the fixed addresses are free.
+    async fn prepare(options: &UpOptions) -> anyhow::Result<Self> {
+        let data_dir = prepare_data_dir(&options.data_dir)?;
+        ensure_free(options.directory_listen, "--directory-listen").await?;
+        let executable = std::env::current_exe().context("cannot find the owlmesh executable")?;
+        let dashboard = dashboard_help(&executable).await;
+        if dashboard.is_some() {
+            ensure_free(options.dashboard_listen, "--dashboard-listen").await?;
+        }
+        Ok(Self {
+            data_dir,
+            executable,
+            dashboard,
+        })
+    }
+}
+
+/// Starts every child, then watches them (and runs the demo) until it is time to stop.
+async fn run_mesh(
+    supervisor: &mut Supervisor,
+    options: &UpOptions,
+    setting: &Setting,
+    site: Option<Arc<DemoSite>>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let mesh = MeshShape {
+        dispatchers: options.dispatchers,
+        scrapers: options.scrapers,
+        archivers: options.archivers,
+        data_dir: setting.data_dir.clone(),
+    };
+    start_mesh(supervisor, options, &mesh, setting.dashboard.as_deref()).await?;
+    let console = supervisor.console().clone();
+    print_table(
+        &console,
+        supervisor,
+        &setting.data_dir,
+        setting.dashboard.is_some(),
+    );
+    let demo = site.map(|site| spawn_demo(site, supervisor, options, &setting.data_dir, &console));
+    supervise(supervisor, demo, shutdown, options, &console).await
+}
+
+/// Checks the options that clap cannot.
+fn validate(options: &UpOptions) -> anyhow::Result<()> {
+    if options.demo {
+        let counts = [
+            ("--dispatchers", options.dispatchers),
+            ("--scrapers", options.scrapers),
+            ("--archivers", options.archivers),
+        ];
+        if let Some((flag, _)) = counts.iter().find(|(_, count)| *count == 0) {
+            bail!("{flag} must be at least 1 for the demo to crawl");
+        }
+    }
+    if !(1..=MAX_PRODUCTS).contains(&options.demo_products) {
+        bail!("--demo-products must be between 1 and {MAX_PRODUCTS}");
+    }
+    Ok(())
+}
+
+/// Creates the data folder and its `logs` folder; returns the folder as an absolute path.
+fn prepare_data_dir(data_dir: &Path) -> anyhow::Result<PathBuf> {
+    let data_dir = std::path::absolute(data_dir)
+        .with_context(|| format!("cannot resolve the data folder {}", data_dir.display()))?;
+    let logs = data_dir.join("logs");
+    std::fs::create_dir_all(&logs)
+        .with_context(|| format!("cannot create the data folder {}", logs.display()))?;
+    Ok(data_dir)
+}
+
+/// Fails with one line naming the address when something already listens there.
+///
+/// The child would fail too, but only after the rest of `up` started; asking first gives
+/// the clearest message. `SO_REUSEADDR`, as the services set it, so a port that only has
+/// closed connections lingering (TIME_WAIT) counts as free.
+async fn ensure_free(address: SocketAddr, flag: &str) -> anyhow::Result<()> {
+    let socket = match address {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    let bound = socket.bind(address).and_then(|()| socket.listen(1));
+    match bound {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => bail!(
+            "{address} is already in use (is another mesh running? stop it, or choose another address with {flag})"
+        ),
+        Err(error) => bail!("cannot listen on {address}: {error}"),
+    }
+}
+
+/// The dashboard's `--help` text, if this build has a `monitoring` subcommand.
+async fn dashboard_help(executable: &Path) -> Option<String> {
+    let output = Command::new(executable)
+        .args(["monitoring", "--help"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .await
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// The directory, then the services pointed at it, then the dashboard.
+async fn start_mesh(
+    supervisor: &mut Supervisor,
+    options: &UpOptions,
+    mesh: &MeshShape,
+    dashboard: Option<&str>,
+) -> anyhow::Result<()> {
+    supervisor
+        .start(vec![plan::directory(options.directory_listen)])
+        .await?;
+    let directory = supervisor
+        .address_of(Kind::Directory)
+        .context("the directory did not start")?;
+    supervisor.start(plan::services(mesh, directory)).await?;
+    if let Some(help) = dashboard {
+        let spec = plan::monitoring(options.dashboard_listen, directory, &mesh.data_dir, help);
+        // The mesh crawls without its dashboard: say why it is missing and carry on.
+        if let Err(error) = supervisor.start(vec![spec]).await {
+            supervisor
+                .console()
+                .line(format!("the dashboard did not start: {error:#}"));
+        }
+    }
+    Ok(())
+}
+
+/// Where everything listens, where the logs go, and the dashboard's URL.
+fn print_table(console: &Console, supervisor: &Supervisor, data_dir: &Path, dashboard: bool) {
+    let listings = supervisor.listings();
+    console.line(format!(
+        "owlmesh is up: {} processes on this machine, data in {}",
+        listings.len(),
+        data_dir.display()
+    ));
+    console.line(format!(
+        "logs (each child's stderr) in {}",
+        supervisor.log_path("<id>").display()
+    ));
+    console.line(format!("  {:<11} {:<14} {}", "KIND", "ID", "LISTENS ON"));
+    for listing in &listings {
+        console.line(format!(
+            "  {:<11} {:<14} {}",
+            listing.kind.name(),
+            listing.id,
+            listing.address
+        ));
+    }
+    match supervisor.address_of(Kind::Monitoring) {
+        Some(address) => console.line(format!("dashboard: http://{address}/")),
+        None if dashboard => console.line("dashboard: not running (see above)"),
+        None => console.line("dashboard: not available in this build (no `owlmesh monitoring`)"),
+    }
+    let directory = supervisor.address_of(Kind::Directory);
+    if let Some(directory) = directory.filter(|d| d.to_string() != DEFAULT_DIRECTORY_LISTEN) {
+        console.line(format!(
+            "talk to it with --directory {directory} (or OWLMESH_DIRECTORY={directory})"
+        ));
+    }
+    console.line("press Ctrl-C to stop the mesh");
+}
+
+fn spawn_demo(
+    site: Arc<DemoSite>,
+    supervisor: &Supervisor,
+    options: &UpOptions,
+    data_dir: &Path,
+    console: &Console,
+) -> JoinHandle<anyhow::Result<DemoOutcome>> {
+    let directory = supervisor
+        .address_of(Kind::Directory)
+        .unwrap_or(options.directory_listen);
+    let context = DemoContext {
+        site,
+        directory,
+        default_directory: directory.to_string() == DEFAULT_DIRECTORY_LISTEN,
+        data_dir: data_dir.to_owned(),
+        started: [
+            ("dispatcher", supervisor.count(Kind::Dispatcher)),
+            ("scraper", supervisor.count(Kind::Scraper)),
+            ("archiver", supervisor.count(Kind::Archiver)),
+        ],
+        console: console.clone(),
+    };
+    tokio::spawn(demo::run(context))
+}
+
+/// Watches the children until a signal, or until the demo is over when `--exit-when-done`
+/// asks to stop then.
+async fn supervise(
+    supervisor: &mut Supervisor,
+    mut demo: Option<JoinHandle<anyhow::Result<DemoOutcome>>>,
+    shutdown: &CancellationToken,
+    options: &UpOptions,
+    console: &Console,
+) -> anyhow::Result<()> {
+    let mut tick = tokio::time::interval(WATCH_PERIOD);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => {
+                if let Some(demo) = demo.take() {
+                    demo.abort();
+                }
+                console.end_progress();
+                return Ok(());
+            }
+            joined = async { demo.as_mut().expect("polled only while running").await }, if demo.is_some() => {
+                demo = None;
+                let outcome = joined.context("the demo stopped unexpectedly").and_then(|result| result);
+                if options.exit_when_done {
+                    return demo_verdict(outcome);
+                }
+                match outcome {
+                    Ok(_) => console.line("the mesh keeps running: press Ctrl-C to stop it"),
+                    Err(error) => console.line(format!("demo: {error:#} (the mesh keeps running)")),
+                }
+            }
+            _ = tick.tick() => supervisor.watch(shutdown).await,
+        }
+    }
+}
+
+/// `--exit-when-done`: success only when the archive holds exactly the shop's products.
+fn demo_verdict(outcome: anyhow::Result<DemoOutcome>) -> anyhow::Result<()> {
+    match outcome {
+        Ok(DemoOutcome { verified: true }) => Ok(()),
+        Ok(DemoOutcome { verified: false }) => {
+            bail!("the demo's archive does not hold exactly the shop's products")
+        }
+        Err(error) => Err(error.context("the demo did not finish")),
+    }
+}
