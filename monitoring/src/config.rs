@@ -82,7 +82,10 @@ impl MonitoringConfig {
             ));
         }
         if self.poll_interval.is_zero() {
-            return Err(MonitoringError::invalid("poll_interval", "must be longer than zero"));
+            return Err(MonitoringError::invalid(
+                "poll_interval",
+                "must be longer than zero",
+            ));
         }
         // A poll that may outlast the interval would delay every tick behind it.
         if self.poll_timeout.is_zero() || self.poll_timeout > self.poll_interval {
@@ -95,7 +98,10 @@ impl MonitoringConfig {
             ));
         }
         if self.recent_events == 0 {
-            return Err(MonitoringError::invalid("recent_events", "must be at least 1"));
+            return Err(MonitoringError::invalid(
+                "recent_events",
+                "must be at least 1",
+            ));
         }
         self.history.validate()
     }

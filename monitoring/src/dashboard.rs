@@ -83,7 +83,9 @@ impl Dashboard {
 
     /// Records an event of the primary dispatcher.
     pub(crate) fn record_event(&self, event: Event) {
-        self.counters.events_received.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .events_received
+            .fetch_add(1, Ordering::Relaxed);
         self.picture().record_event(event);
     }
 

@@ -340,7 +340,11 @@ mod tests {
         let history = fed(120);
         let points = history.get(&"depth").unwrap().points();
         assert_eq!(points.len(), 120);
-        assert!(points.windows(2).all(|w| w[1].at_ms() - w[0].at_ms() == SECOND));
+        assert!(
+            points
+                .windows(2)
+                .all(|w| w[1].at_ms() - w[0].at_ms() == SECOND)
+        );
     }
 
     #[test]
@@ -364,7 +368,10 @@ mod tests {
         let bound = config().fine_capacity() + config().coarse_capacity() + 1;
         assert!(series.len() <= bound, "{} points", series.len());
         let oldest = series.points()[0].at_ms();
-        assert!(oldest >= (2 * 3600 - 1) * SECOND, "older than an hour: {oldest}");
+        assert!(
+            oldest >= (2 * 3600 - 1) * SECOND,
+            "older than an hour: {oldest}"
+        );
     }
 
     #[test]

@@ -94,7 +94,10 @@ pub async fn serve(
     member.leave().await?;
     background.cancel();
     tasks.close();
-    if tokio::time::timeout(STOP_TIMEOUT, tasks.wait()).await.is_err() {
+    if tokio::time::timeout(STOP_TIMEOUT, tasks.wait())
+        .await
+        .is_err()
+    {
         warn!("background tasks did not stop in time");
     }
     served?;

@@ -143,7 +143,8 @@ impl Member {
             return self.load_state().unwrap_or(MemberState::Starting);
         };
         match stats.state.as_str() {
-            "idle" => MemberState::Idle,
+            // A standby dispatcher sees the shared frontier but does none of its work.
+            "idle" | "standby" => MemberState::Idle,
             "busy" => MemberState::Busy,
             "draining" => MemberState::Draining,
             _ => self.load_state().unwrap_or_else(|| self.work_state(stats)),
@@ -198,7 +199,10 @@ impl Member {
     /// Whether this is a dispatcher that says it is the primary.
     pub(crate) fn says_primary(&self) -> bool {
         self.key.kind == DISPATCHER_KIND
-            && self.stats.as_ref().is_some_and(|stats| stats.state == "primary")
+            && self
+                .stats
+                .as_ref()
+                .is_some_and(|stats| stats.state == "primary")
     }
 
     /// Failover order among dispatchers: priority, then registration time, then id.
@@ -473,7 +477,11 @@ mod tests {
         });
         primary.answered(&scraper(), Ok(with_queue), 0);
         assert_eq!(primary.state(), MemberState::Busy);
-        primary.answered(&scraper(), Ok(stats("standby")), 1000);
+        let mut standby = stats("standby");
+        standby.queues = primary.stats.as_ref().unwrap().queues.clone();
+        primary.answered(&scraper(), Ok(standby), 1000);
+        assert_eq!(primary.state(), MemberState::Idle, "a standby does no work");
+        primary.answered(&scraper(), Ok(stats("serving")), 2000);
         assert_eq!(primary.state(), MemberState::Idle);
     }
 }

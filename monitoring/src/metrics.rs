@@ -132,7 +132,10 @@ fn counter_metric(exposition: &mut Exposition, counter: &CounterView, labels: &L
 
 fn histogram_metric(exposition: &mut Exposition, histogram: &HistogramView, labels: &Labels) {
     let labels = labels.clone();
-    let help = format!("{} observed by the instance since it started.", histogram.name);
+    let help = format!(
+        "{} observed by the instance since it started.",
+        histogram.name
+    );
     exposition.histogram(&metric_name(&histogram.name), &help, &labels, histogram);
 }
 
@@ -303,7 +306,10 @@ impl Exposition {
         }
         let infinite = labels.clone().with("le", "+Inf");
         lines.push(format!("{name}_bucket{infinite} {}", histogram.count));
-        lines.push(format!("{name}_sum{labels} {}", Number::from(histogram.sum)));
+        lines.push(format!(
+            "{name}_sum{labels} {}",
+            Number::from(histogram.sum)
+        ));
         lines.push(format!("{name}_count{labels} {}", histogram.count));
         self.add(name, FamilyType::Histogram, help, labels, lines);
     }

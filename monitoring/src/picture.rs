@@ -258,7 +258,10 @@ impl Picture {
     /// This round's value of every charted series.
     fn frame(&self, totals: &Totals) -> Vec<(SeriesKey, f64)> {
         let mut frame = Vec::new();
-        if let Some(stats) = self.primary_member().and_then(|member| member.stats.as_ref()) {
+        if let Some(stats) = self
+            .primary_member()
+            .and_then(|member| member.stats.as_ref())
+        {
             frame.extend(frontier_series(stats));
         }
         for member in self.live_members() {
@@ -660,7 +663,11 @@ mod tests {
         picture.apply(round(1000, 0, true));
         picture.apply(round(2000, 10, false));
         let snapshot = picture.snapshot(SnapshotScope::Whole);
-        let scraper = snapshot.members.iter().find(|m| m.id == "scraper-0").unwrap();
+        let scraper = snapshot
+            .members
+            .iter()
+            .find(|m| m.id == "scraper-0")
+            .unwrap();
         assert_eq!(scraper.state, crate::members::MemberState::Gone);
         assert_eq!(snapshot.totals.gone_members, 1);
         picture.apply(round(62_000, 10, false));

@@ -189,14 +189,20 @@ async fn list_members(directories: Vec<Channel>, timeout: Duration) -> Option<Ve
         }
         None
     };
-    tokio::time::timeout(timeout, first_answer).await.ok().flatten()
+    tokio::time::timeout(timeout, first_answer)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Gives the targets the loads `listed` reports. The watch's snapshots change only when
 /// membership does, so the loads they carry are as old as the latest join or leave.
 fn refresh_loads(targets: &mut [Target], listed: Option<Vec<Instance>>) {
     let Some(listed) = listed else { return };
-    for instance in targets.iter_mut().filter_map(|target| target.instance.as_mut()) {
+    for instance in targets
+        .iter_mut()
+        .filter_map(|target| target.instance.as_mut())
+    {
         let fresh = listed
             .iter()
             .find(|fresh| fresh.kind == instance.kind && fresh.id == instance.id);
@@ -262,7 +268,10 @@ mod tests {
             address: "127.0.0.1:7801".into(),
             instance: Some(instance("s1", 8)),
         });
-        refresh_loads(&mut targets, Some(vec![instance("s1", 3), instance("s2", 1)]));
+        refresh_loads(
+            &mut targets,
+            Some(vec![instance("s1", 3), instance("s2", 1)]),
+        );
         let load = targets[1].instance.as_ref().unwrap().load.as_ref().unwrap();
         assert_eq!(load.free_slots, 3);
         assert!(targets[0].instance.is_none(), "directories have no record");

@@ -133,7 +133,11 @@ mod tests {
     fn rates_follow_successive_polls_and_restarts() {
         let mut rates = CounterRates::default();
         rates.observe(&stats(10_000, 100_000, 40));
-        assert_eq!(rates.get("pages_fetched"), None, "one reading has no rate yet");
+        assert_eq!(
+            rates.get("pages_fetched"),
+            None,
+            "one reading has no rate yet"
+        );
         rates.observe(&stats(11_000, 101_000, 70));
         assert_eq!(rates.get("pages_fetched"), Some(30.0));
         // Restarted (uptime went down) and already past the old value: all of it is new.

@@ -66,7 +66,10 @@ async fn script() -> impl IntoResponse {
 }
 
 async fn style() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE_CSS)
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        STYLE_CSS,
+    )
 }
 
 async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {

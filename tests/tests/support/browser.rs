@@ -108,17 +108,16 @@ impl Browser {
             )
             .await?;
         let page = Page {
-            session: attached["sessionId"].as_str().context("sessionId")?.to_owned(),
+            session: attached["sessionId"]
+                .as_str()
+                .context("sessionId")?
+                .to_owned(),
         };
         let metrics = json!({
             "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false
         });
-        self.call(
-            Some(&page),
-            "Emulation.setDeviceMetricsOverride",
-            metrics,
-        )
-        .await?;
+        self.call(Some(&page), "Emulation.setDeviceMetricsOverride", metrics)
+            .await?;
         Ok(page)
     }
 

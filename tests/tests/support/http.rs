@@ -45,8 +45,7 @@ pub async fn get_json(address: SocketAddr, path: &str) -> anyhow::Result<serde_j
 
 async fn exchange(address: SocketAddr, path: &str) -> anyhow::Result<Answer> {
     let mut stream = TcpStream::connect(address).await?;
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await?;
