@@ -201,19 +201,32 @@ function labelOf(series) {
   }
 }
 
+/** A per-job series while there is only one job: the same line as the total. */
+function duplicatesTotal(series) {
+  if (!series.subject || (series.metric !== "frontier" && series.metric !== "in_flight")) return false;
+  const perJob = [...state.series.values()].filter((other) => other.metric === series.metric && other.subject);
+  return perJob.length === 1;
+}
+
 /** Drawing order: totals first (under), then per-job, then per-instance. */
 function seriesOrder(a, b) {
   const rank = (series) => (series.subject ? (series.metric === "frontier" || series.metric === "in_flight" ? 1 : 2) : 0);
   return rank(a) - rank(b) || a.key.localeCompare(b.key);
 }
 
-/** A round upper bound for the y axis and its tick step. */
-function niceScale(max) {
-  if (!(max > 0)) return { top: 1, step: 0.25 };
-  const rough = max / 4;
+/**
+ * A round upper bound for the y axis, its tick step and how many decimals the ticks need.
+ * Counts get whole steps; an empty chart still gets a few ticks.
+ */
+function niceScale(max, integral) {
+  const floor = integral ? 4 : 2;
+  const rough = Math.max(max, floor) / 4;
   const magnitude = Math.pow(10, Math.floor(Math.log10(rough)));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((s) => s >= rough);
-  return { top: Math.ceil(max / step) * step, step };
+  const multiples = integral ? [1, 2, 5, 10] : [1, 2, 2.5, 5, 10];
+  let step = Number(multiples.map((m) => m * magnitude).find((s) => s >= rough).toPrecision(2));
+  if (integral) step = Math.max(1, Math.round(step));
+  const decimals = Math.min(2, (String(step).split(".")[1] || "").length);
+  return { top: Math.ceil(Math.max(max, floor) / step) * step, step, decimals };
 }
 
 function svgElement(tag, attributes) {
@@ -229,7 +242,7 @@ function renderChart(svgId, legendId, chart) {
   const pad = { left: 46, right: 8, top: 8, bottom: 18 };
   const toMs = state.atMs || Date.now();
   const fromMs = toMs - state.windowMs;
-  const all = [...state.series.values()].filter((series) => series.chart === chart).sort(seriesOrder);
+  const all = [...state.series.values()].filter((series) => series.chart === chart && !duplicatesTotal(series)).sort(seriesOrder);
   const shown = all
     .map((series) => ({ series, points: series.points.filter((point) => point[0] >= fromMs) }))
     .filter((entry) => entry.points.length > 0);
@@ -239,14 +252,14 @@ function renderChart(svgId, legendId, chart) {
   svg.dataset.series = String(shown.length);
   svg.dataset.updatedAt = String(state.atMs);
   const max = Math.max(0, ...shown.flatMap((entry) => entry.points.map((point) => point[1])));
-  const scale = niceScale(max);
+  const scale = niceScale(max, chart === "queues");
   const x = (ms) => pad.left + ((ms - fromMs) / state.windowMs) * (width - pad.left - pad.right);
   const y = (value) => pad.top + (1 - value / scale.top) * (height - pad.top - pad.bottom);
 
   for (let tick = 0; tick <= scale.top + scale.step / 2; tick += scale.step) {
     svg.append(svgElement("line", { class: "grid", x1: pad.left, x2: width - pad.right, y1: y(tick), y2: y(tick) }));
     const label = svgElement("text", { class: "axis-label", x: pad.left - 4, y: y(tick) + 3, "text-anchor": "end" });
-    label.textContent = chart === "throughput" ? formatRate(tick) : formatCount(tick);
+    label.textContent = tick.toLocaleString("en-US", { minimumFractionDigits: scale.decimals, maximumFractionDigits: scale.decimals });
     svg.append(label);
   }
   const stepMs = state.windowMs > 10 * 60 * 1000 ? 10 * 60 * 1000 : state.windowMs > 2 * 60 * 1000 ? 60 * 1000 : 10 * 1000;

@@ -13,7 +13,9 @@
 //! - `GET /api/events`: Server-Sent Events, the whole picture first (`snapshot`), then what
 //!   changed after every poll round (`update`);
 //! - `GET /api/snapshot`: the whole picture as JSON;
-//! - `GET /metrics`: the same figures in the Prometheus text format.
+//! - `GET /metrics`: the same figures in the Prometheus text format, labelled by `kind` and
+//!   `instance` (the mesh's instance id). Scrape it with `honor_labels: true`, or Prometheus
+//!   renames that label `exported_instance` in favour of the dashboard's own address.
 //!
 //! # Two ports
 //!
@@ -23,7 +25,7 @@
 //! contract people and `owlmesh up` know (`127.0.0.1:7780`), and the shared gRPC server of
 //! the mesh client owns its listener whole (it serves HTTP/2 only), so sharing one port
 //! would mean rebuilding that server here. The registration carries the page's URL in the
-//! `dashboard` label, so `owlmesh services` leads to it.
+//! `dashboard` label, so a directory's `List` leads from the mesh to the page.
 
 mod config;
 mod dashboard;

@@ -231,9 +231,9 @@ impl Member {
             last_answer_ms: self.last_answer_ms,
             gone_since_ms: self.gone_since_ms,
             last_error: self.last_error.clone(),
-            queues: stats.map_or_else(Vec::new, |stats| queue_views(stats)),
+            queues: stats.map_or_else(Vec::new, queue_views),
             counters: stats.map_or_else(Vec::new, |stats| self.counter_views(stats)),
-            histograms: stats.map_or_else(Vec::new, |stats| histogram_views(stats)),
+            histograms: stats.map_or_else(Vec::new, histogram_views),
         }
     }
 

@@ -230,10 +230,11 @@ impl Picture {
     /// The headline figures.
     pub(crate) fn totals(&self) -> Totals {
         let primary = self.primary_member();
+        // A fold from +0.0: an empty f64 sum is -0.0, which reads oddly on the page.
         let rate = |name: &str| {
             self.live_members()
                 .filter_map(|member| member.rates.get(name))
-                .sum::<f64>()
+                .fold(0.0, |sum, rate| sum + rate)
         };
         let sum = |name: &str| {
             self.live_members()
@@ -624,6 +625,17 @@ mod tests {
             answers,
             jobs: None,
         }
+    }
+
+    #[test]
+    fn an_empty_mesh_has_zero_throughput_not_negative_zero() {
+        let picture = Picture::new(config());
+        let totals = picture.totals();
+        assert!(totals.pages_per_second.is_sign_positive());
+        assert_eq!(
+            serde_json::to_string(&totals.pages_per_second).unwrap(),
+            "0.0"
+        );
     }
 
     #[test]

@@ -36,6 +36,16 @@ pub(crate) struct Poller {
     primary: watch::Sender<Option<String>>,
 }
 
+/// What one round learnt.
+struct Answers {
+    /// Each target's stats, in the targets' order, or why it gave none.
+    stats: Vec<Result<Stats, String>>,
+    /// The primary dispatcher's jobs, if it answered.
+    jobs: Option<Vec<Job>>,
+    /// Every registered instance with its latest load, if a directory answered.
+    listed: Option<Vec<Instance>>,
+}
+
 /// Where [`Poller`] looks and how patiently.
 pub(crate) struct PollerConfig {
     /// The directories' addresses, polled too.
@@ -78,36 +88,19 @@ impl Poller {
         }
     }
 
-    /// One round: poll everyone, ask the primary for its jobs, publish the picture.
+    /// One round: ask everyone, publish the picture, follow the primary.
     async fn round(&mut self) {
         let started = Instant::now();
         let view = self.members.view();
-        let targets = targets(&view, &self.directories);
-        let polls: Vec<_> = targets
-            .iter()
-            .map(|target| get_stats(self.channel(&target.address), self.timeout))
-            .collect();
-        // The jobs come from the primary of the previous round, asked at the same time.
-        let primary = self.primary.borrow().clone();
-        let jobs_channel = primary.and_then(|address| self.channel(&address));
-        let addresses = self.directories.clone();
-        let directories: Vec<Channel> = addresses
-            .iter()
-            .filter_map(|address| self.channel(address))
-            .collect();
-        let (answers, jobs, listed) = tokio::join!(
-            join_all(polls),
-            list_jobs(jobs_channel, self.timeout),
-            list_members(directories, self.timeout),
-        );
-        self.count(&answers, started);
-        let mut targets = targets;
-        refresh_loads(&mut targets, listed);
+        let mut targets = targets(&view, &self.directories);
+        let answers = self.ask(&targets).await;
+        self.count(&answers.stats, started);
+        refresh_loads(&mut targets, answers.listed);
         let round = PollRound {
             at_ms: unix_ms(),
             synced: view.synced,
-            answers: targets.into_iter().zip(answers).collect(),
-            jobs,
+            answers: targets.into_iter().zip(answers.stats).collect(),
+            jobs: answers.jobs,
         };
         let primary = self.dashboard.apply(round);
         self.forget_channels(&view, primary.as_deref());
@@ -116,6 +109,32 @@ impl Poller {
             *current = primary;
             changed
         });
+    }
+
+    /// Asks everything of one round at once: every target for its stats, the previous
+    /// round's primary for its jobs, and a directory for the latest loads.
+    async fn ask(&mut self, targets: &[Target]) -> Answers {
+        let polls: Vec<_> = targets
+            .iter()
+            .map(|target| get_stats(self.channel(&target.address), self.timeout))
+            .collect();
+        let primary = self.primary.borrow().clone();
+        let jobs_channel = primary.and_then(|address| self.channel(&address));
+        let addresses = self.directories.clone();
+        let directories: Vec<Channel> = addresses
+            .iter()
+            .filter_map(|address| self.channel(address))
+            .collect();
+        let (stats, jobs, listed) = tokio::join!(
+            join_all(polls),
+            list_jobs(jobs_channel, self.timeout),
+            list_members(directories, self.timeout),
+        );
+        Answers {
+            stats,
+            jobs,
+            listed,
+        }
     }
 
     /// The pooled channel to `address`; `None` when the address cannot be dialled at all.
