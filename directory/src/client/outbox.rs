@@ -208,12 +208,20 @@ impl ArchiveOutbox {
     }
 }
 
+/// An open shard writer: where it writes, its queue, and the token that ends it.
+struct ShardHandle {
+    address: String,
+    queue: mpsc::Sender<Item>,
+    /// Cancelled when its archiver leaves the membership.
+    gone: CancellationToken,
+}
+
 /// Puts items on the shard of their owner, and routes failed items again.
 struct Router {
     archivers: MembershipWatcher,
     config: OutboxConfig,
-    /// Open shard writers by archiver id: (address, queue).
-    shards: HashMap<String, (String, mpsc::Sender<Item>)>,
+    /// Open shard writers by archiver id.
+    shards: HashMap<String, ShardHandle>,
     /// Items with no archiver to go to, waiting for one to join.
     parked: Vec<Item>,
     outbox: ArchiveOutbox,
@@ -240,12 +248,31 @@ impl Router {
                     if changed.is_err() {
                         return;
                     }
+                    self.end_departed_shards();
                     for item in std::mem::take(&mut self.parked) {
                         self.route(item, &retry_sender, &shutdown).await;
                     }
                 }
             }
         }
+    }
+
+    /// Ends the shards of archivers the directory no longer lists. A dead archiver's stream
+    /// fails by itself, but a hung one (stopped, or cut off without a reset) keeps it open
+    /// with nothing acknowledged: once its lease expires, its items go to the keys' new
+    /// owners instead of waiting for HTTP/2 keep-alive to notice.
+    fn end_departed_shards(&mut self) {
+        let view = self.archivers.view();
+        if !view.synced {
+            return;
+        }
+        self.shards.retain(|id, shard| {
+            let live = view.get(id).is_some();
+            if !live {
+                shard.gone.cancel();
+            }
+            live
+        });
     }
 
     async fn route(
@@ -263,19 +290,27 @@ impl Router {
         let current = self
             .shards
             .get(&id)
-            .filter(|(known, queue)| *known == address && !queue.is_closed());
+            .filter(|shard| shard.address == address && !shard.queue.is_closed());
         let queue = match current {
-            Some((_, queue)) => queue.clone(),
+            Some(shard) => shard.queue.clone(),
             None => {
                 let (queue, receiver) = mpsc::channel(self.config.batch_size * 2);
+                let gone = CancellationToken::new();
                 let shard = Shard {
                     address: address.clone(),
                     config: self.config.clone(),
                     outbox: self.outbox.clone(),
                     retry: retry.clone(),
                 };
-                tokio::spawn(shard.run(receiver, shutdown.clone()));
-                self.shards.insert(id, (address, queue.clone()));
+                tokio::spawn(shard.run(receiver, gone.clone(), shutdown.clone()));
+                let handle = ShardHandle {
+                    address,
+                    queue: queue.clone(),
+                    gone,
+                };
+                if let Some(replaced) = self.shards.insert(id, handle) {
+                    replaced.gone.cancel();
+                }
                 queue
             }
         };
@@ -301,10 +336,16 @@ struct Held {
 }
 
 impl Shard {
-    async fn run(self, mut queue: mpsc::Receiver<Item>, shutdown: CancellationToken) {
+    async fn run(
+        self,
+        mut queue: mpsc::Receiver<Item>,
+        gone: CancellationToken,
+        shutdown: CancellationToken,
+    ) {
         let mut held = Held::default();
         let outcome = tokio::select! {
             _ = shutdown.cancelled() => Ok(()),
+            _ = gone.cancelled() => Err(Status::unavailable("the archiver left the mesh")),
             outcome = self.stream(&mut queue, &mut held) => outcome,
         };
         if let Err(status) = outcome {

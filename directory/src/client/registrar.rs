@@ -22,6 +22,12 @@ use super::channels::{ChannelOptions, endpoint};
 
 /// How long a graceful deregistration may take per directory.
 const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(1);
+/// First pause before registering again with a directory that does not answer.
+const RETRY_INITIAL: Duration = Duration::from_millis(100);
+/// Longest pause between two attempts, until a directory has said how often to heartbeat;
+/// from then on the pauses stay within that interval (a third of the lease TTL), so that a
+/// directory that restarts has every instance back within one TTL, however long it was away.
+const RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// Who to register, and where.
 #[derive(Debug, Clone)]
@@ -125,7 +131,7 @@ impl Session {
             }
         };
         let mut client = DirectoryClient::new(channel);
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        let mut backoff = Backoff::new(RETRY_INITIAL, RETRY_MAX);
         let mut lease_id = None;
         let mut was_failing = false;
         while !self.stop.is_cancelled() {
@@ -165,7 +171,8 @@ impl Session {
         };
         let lease = client.register(request).await?.into_inner();
         *lease_id = Some(lease.lease_id.clone());
-        backoff.reset();
+        let heartbeat = Duration::from_millis(u64::from(lease.heartbeat_ms));
+        *backoff = Backoff::new(RETRY_INITIAL, heartbeat.clamp(RETRY_INITIAL, RETRY_MAX));
         self.registered.send_modify(|count| *count += 1);
         let result = self
             .heartbeat(client, &lease.lease_id, lease.heartbeat_ms)

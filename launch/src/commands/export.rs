@@ -1,7 +1,13 @@
 //! `owlmesh export`: a job's data items (or documents) from every archiver shard, as JSON
-//! lines or CSV, streamed so memory stays flat however large the job.
+//! lines or CSV, streamed so that memory holds one hash per record, not the records.
+//!
+//! Each shard stores a page once (its idempotency key is job, URL and epoch), but two shards
+//! may both hold it: when an archiver dies after storing a batch and before its
+//! acknowledgement arrives, the producers send the batch again to the key's new owner. The
+//! export merges the shards so that such a page is written once (see [`ShardMerge`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write;
 
 use anyhow::Context;
@@ -44,7 +50,15 @@ async fn each_line(
 ) -> anyhow::Result<()> {
     let archivers = mesh.list("archiver").await?;
     anyhow::ensure!(!archivers.is_empty(), "no archiver is running in the mesh");
+    let mut merge = ShardMerge::default();
+    let mut each = |merge: &mut ShardMerge, line: &[u8]| -> anyhow::Result<()> {
+        if merge.admit(record_key(line, options.documents)) {
+            each(line)?;
+        }
+        Ok(())
+    };
     for archiver in archivers {
+        merge.next_shard();
         let mut client = ArchiverClient::new(mesh.channel(&archiver)?);
         let request = ExportRequest {
             job_id: options.id.clone(),
@@ -61,16 +75,66 @@ async fn each_line(
             pending.extend_from_slice(&chunk.data);
             let mut start = 0;
             while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
-                each(&pending[start..start + end])?;
+                each(&mut merge, &pending[start..start + end])?;
                 start += end + 1;
             }
             pending.drain(..start);
         }
         if !pending.is_empty() {
-            each(&pending)?;
+            each(&mut merge, &pending)?;
         }
     }
     Ok(())
+}
+
+/// Merges the records of several shards: a record is written as many times as the one shard
+/// that holds it most often. A data item is one record per (URL, epoch) in a shard, so a page
+/// two shards hold is written once; a document found on one page is one record per epoch, so
+/// its rows are not merged away within a shard.
+#[derive(Default)]
+struct ShardMerge {
+    written: HashMap<u128, u32>,
+    in_shard: HashMap<u128, u32>,
+}
+
+impl ShardMerge {
+    /// The next records come from another shard.
+    fn next_shard(&mut self) {
+        self.in_shard.clear();
+    }
+
+    /// Whether a record with this key is to be written.
+    fn admit(&mut self, key: u128) -> bool {
+        let in_shard = self.in_shard.entry(key).or_default();
+        *in_shard += 1;
+        let written = self.written.entry(key).or_default();
+        if *in_shard > *written {
+            *written += 1;
+            return true;
+        }
+        false
+    }
+}
+
+/// The identity of an exported line: (URL, epoch) for a data item, the whole line for a
+/// document; 128 bits of hash, so that memory stays small and a clash is out of reach.
+fn record_key(line: &[u8], documents: bool) -> u128 {
+    let item = (!documents)
+        .then(|| serde_json::from_slice::<serde_json::Value>(line).ok())
+        .flatten();
+    let hash = |salt: u8| {
+        let mut hasher = DefaultHasher::new();
+        salt.hash(&mut hasher);
+        match &item {
+            Some(item) => {
+                item["url"].as_str().hash(&mut hasher);
+                item["epoch"].as_u64().hash(&mut hasher);
+            }
+            None => line.hash(&mut hasher),
+        }
+        hasher.finish()
+    };
+    (u128::from(hash(0)) << 64) | u128::from(hash(1))
 }
 
 /// CSV over every shard: a first pass learns the columns, a second writes the rows.
@@ -121,5 +185,53 @@ fn text(value: &serde_json::Value) -> String {
         serde_json::Value::String(text) => text.clone(),
         serde_json::Value::Array(values) => values.iter().map(text).collect::<Vec<_>>().join(" | "),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(url: &str, epoch: u64, fetched_at: &str) -> Vec<u8> {
+        let line = serde_json::json!({"url": url, "handler": "product", "fields": {},
+            "fetched_at": fetched_at, "epoch": epoch});
+        line.to_string().into_bytes()
+    }
+
+    #[test]
+    fn a_page_two_shards_hold_is_exported_once() {
+        let mut merge = ShardMerge::default();
+        let admit = |merge: &mut ShardMerge, line: &[u8], documents| {
+            merge.admit(record_key(line, documents))
+        };
+        merge.next_shard();
+        assert!(admit(&mut merge, &item("http://a/1", 1, "t1"), false));
+        assert!(admit(&mut merge, &item("http://a/1", 2, "t2"), false));
+        merge.next_shard();
+        // The same page stored again by the next shard, from a resent batch or a re-fetch.
+        assert!(!admit(&mut merge, &item("http://a/1", 1, "t3"), false));
+        assert!(admit(&mut merge, &item("http://a/2", 1, "t1"), false));
+    }
+
+    #[test]
+    fn documents_repeated_within_a_shard_are_kept() {
+        let mut merge = ShardMerge::default();
+        let line = br#"{"url":"http://a/x.pdf","type":"pdf","found_on":"http://a/1"}"#;
+        merge.next_shard();
+        assert!(merge.admit(record_key(line, true)));
+        assert!(
+            merge.admit(record_key(line, true)),
+            "found again in epoch 2"
+        );
+        merge.next_shard();
+        assert!(
+            !merge.admit(record_key(line, true)),
+            "the same rows, from a copy"
+        );
+        assert!(!merge.admit(record_key(line, true)));
+        assert!(
+            merge.admit(record_key(line, true)),
+            "this shard has one more"
+        );
     }
 }

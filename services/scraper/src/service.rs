@@ -23,7 +23,7 @@ use crate::fetch::Fetcher;
 use crate::inbox::Inbox;
 use crate::jobs::JobCache;
 use crate::page::Crawler;
-use crate::session::{LinkConfig, OutcomeQueue, WorkLink};
+use crate::session::{LinkConfig, OutcomeQueue, SentOutcomes, WorkLink};
 use crate::telemetry::{Counters, Gauges, ScraperTelemetry};
 use crate::try_page::TryService;
 use crate::worker::{Signals, Worker};
@@ -171,6 +171,7 @@ impl Parts {
             draining: self.signals.draining.clone(),
             stop,
             owed_credit: 0,
+            sent: SentOutcomes::default(),
         }
     }
 }

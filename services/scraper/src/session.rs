@@ -4,13 +4,14 @@
 //! A session starts with a hello offering the free slots. The dispatcher then defines jobs,
 //! sends assignments and may revoke some; the scraper answers with outcome batches (each
 //! outcome frees one slot on both sides) and credits for slots freed without an outcome.
-//! When a session breaks, nothing held is lost: assignments keep running, and outcomes not
-//! handed to the transport wait for the next session, with whichever dispatcher is primary
-//! then (lease ids are global, so any primary accepts them). An outcome the transport took
-//! just before the break may be lost, and so may assignments on their way here. The hello
-//! of the next session lists every lease still held, and the dispatcher returns the others
-//! to the frontier at once instead of when they expire: the URL is fetched again, which the
-//! archive's idempotency absorbs.
+//! When a session breaks, nothing held is lost: assignments keep running, and outcomes wait
+//! for the next session, with whichever dispatcher is primary then (lease ids are global, so
+//! any primary accepts them). That includes outcomes already sent: the dispatcher says how
+//! many of a session's outcomes its frontier has recorded, and the others are sent again
+//! (one recorded twice is found stale and ignored), so an outcome that died or hung with a
+//! dispatcher is not lost. Assignments on their way here may be: the hello of the next
+//! session lists every lease still held (running, or with an outcome not yet recorded), and
+//! the dispatcher returns the others to the frontier at once instead of when they expire.
 //!
 //! At shutdown the outcomes are held until every assignment has finished or been handed
 //! back, then sent together, and the session ends. Sent one by one, each outcome would free
@@ -50,6 +51,10 @@ const OUTBOUND_BUFFER: usize = 4;
 const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long to wait for the dispatcher to close a session whose last outcomes went out.
 const CLOSING_GRACE: Duration = Duration::from_millis(500);
+/// Sent outcomes kept for a session at most while its dispatcher has not said they are
+/// recorded (one that never says so must not make the scraper grow without bound): the
+/// oldest are then taken as recorded.
+const MAX_UNRECORDED: usize = 4096;
 
 /// How the link batches and whom it says it is.
 #[derive(Debug, Clone)]
@@ -80,6 +85,8 @@ pub(crate) struct WorkLink {
     /// Slots freed without an outcome (revoked or duplicate assignments), to offer to the
     /// dispatcher with a credit.
     pub(crate) owed_credit: usize,
+    /// Outcomes sent on the current session and not yet recorded by its dispatcher.
+    pub(crate) sent: SentOutcomes,
 }
 
 /// An open session: the dispatcher's messages, and the scraper's side of the stream.
@@ -163,7 +170,7 @@ impl WorkLink {
         };
         backoff.reset();
         info!(dispatcher = %dispatcher.id, "work session opened");
-        let ended = self.converse(&mut inbound, &outbound).await;
+        let ended = self.converse(&dispatcher.id, &mut inbound, &outbound).await;
         drop(outbound);
         match ended {
             // The last outcomes may still sit in the transport's queue: ending the stream
@@ -215,10 +222,10 @@ impl WorkLink {
         }
     }
 
-    /// Every lease this scraper still answers for: assignments under way and outcomes not
-    /// yet handed to a session. The dispatcher returns this scraper's other leases to the
-    /// frontier when the session opens (assignments lost on the way here, outcomes lost with
-    /// an earlier session), instead of waiting for them to expire.
+    /// Every lease this scraper still answers for: assignments under way and outcomes no
+    /// dispatcher has recorded (waiting, or back from an ended session). The dispatcher
+    /// returns this scraper's other leases to the frontier when the session opens (they are
+    /// assignments lost on the way here), instead of waiting for them to expire.
     fn held_leases(&mut self) -> Vec<u64> {
         // Outcomes first: a task queues its outcome before it leaves the inbox, so every
         // lease is in one of the two when they are read in this order.
@@ -233,9 +240,13 @@ impl WorkLink {
     /// Exchanges messages until the session breaks or the drain is over.
     async fn converse(
         &mut self,
+        dispatcher_id: &str,
         inbound: &mut Streaming<WorkMessage>,
         outbound: &mpsc::Sender<WorkerMessage>,
     ) -> Ended {
+        let mut membership = self.dispatchers.subscribe();
+        membership.borrow_and_update();
+        let mut watching = true;
         loop {
             self.check_drain();
             if self.outcomes.is_finished() {
@@ -258,6 +269,7 @@ impl WorkLink {
                 Ok(permit) = batch_room(&mut self.outcomes, policy, outbound) => {
                     let outcomes = self.outcomes.take(self.config.batch);
                     let count = outcomes.len();
+                    self.sent.sent(&outcomes);
                     permit.send(message(Outbound::Outcomes(OutcomeBatch { outcomes })));
                     self.inbox.delivered(count);
                 }
@@ -272,6 +284,17 @@ impl WorkLink {
                         return Ended::Broken;
                     }
                 },
+                // A dead dispatcher breaks the stream at once; a hung one keeps it open and
+                // silent. Once its lease expires in the directory, move on to the next one
+                // rather than wait for HTTP/2 keep-alive to give up on it.
+                changed = membership.changed(), if watching => {
+                    watching = changed.is_ok();
+                    let view = membership.borrow_and_update().clone();
+                    if watching && view.synced && view.get(dispatcher_id).is_none() {
+                        warn!(dispatcher = dispatcher_id, "the dispatcher left the directory: ending the session");
+                        return Ended::Broken;
+                    }
+                }
             }
         }
     }
@@ -293,6 +316,7 @@ impl WorkLink {
                 // No outcome will free these slots on the dispatcher's side: a credit does.
                 self.owed_credit += dropped;
             }
+            Some(Inbound::Recorded(recorded)) => self.sent.recorded(recorded.count),
             None => {}
         }
     }
@@ -350,14 +374,13 @@ impl WorkLink {
         }
     }
 
-    /// Takes back the outcomes the transport did not take before the session ended.
+    /// Takes back every outcome of the ended session that its dispatcher did not record:
+    /// those the transport still held, and those it sent that may have died with the
+    /// dispatcher. They go first in the next session.
     fn recover(&mut self, transport: &Transport) {
-        let mut recovered = Vec::new();
-        for unsent in transport.take_unsent() {
-            if let Some(Outbound::Outcomes(batch)) = unsent.message {
-                recovered.extend(batch.outcomes);
-            }
-        }
+        // Ends the stream; the outcomes it still held are among the unrecorded ones.
+        let _ = transport.take_unsent();
+        let recovered = self.sent.take();
         if !recovered.is_empty() {
             debug!(
                 outcomes = recovered.len(),
@@ -464,7 +487,10 @@ impl OutcomeQueue {
 
     /// The leases of the pending outcomes.
     fn lease_ids(&self) -> Vec<u64> {
-        self.pending.iter().map(|outcome| outcome.lease_id).collect()
+        self.pending
+            .iter()
+            .map(|outcome| outcome.lease_id)
+            .collect()
     }
 
     /// Up to `size` outcomes, oldest first.
@@ -515,8 +541,42 @@ impl OutcomeQueue {
     }
 }
 
-/// The outgoing half of a session: the transport pulls from a queue the link can take back,
-/// so that what was not sent when the session ends is kept.
+/// Outcomes sent on the current session, oldest first, that its dispatcher has not yet said
+/// are recorded.
+#[derive(Default)]
+pub(crate) struct SentOutcomes {
+    waiting: VecDeque<Outcome>,
+    /// How many of the session's outcomes came before the first waiting one.
+    forgotten: u64,
+}
+
+impl SentOutcomes {
+    /// Outcomes just handed to the session.
+    fn sent(&mut self, outcomes: &[Outcome]) {
+        self.waiting.extend(outcomes.iter().cloned());
+        while self.waiting.len() > MAX_UNRECORDED {
+            self.waiting.pop_front();
+            self.forgotten += 1;
+        }
+    }
+
+    /// The dispatcher has recorded the session's first `count` outcomes.
+    fn recorded(&mut self, count: u64) {
+        while self.forgotten < count && self.waiting.pop_front().is_some() {
+            self.forgotten += 1;
+        }
+    }
+
+    /// The outcomes not recorded, oldest first; the next session starts counting anew.
+    fn take(&mut self) -> Vec<Outcome> {
+        self.forgotten = 0;
+        self.waiting.drain(..).collect()
+    }
+}
+
+/// The outgoing half of a session: the transport pulls from a queue the link can close and
+/// empty when the session ends (the outcomes in it are among the unrecorded ones, kept in
+/// [`SentOutcomes`]).
 #[derive(Clone)]
 struct Transport(Arc<Mutex<Option<mpsc::Receiver<WorkerMessage>>>>);
 
@@ -598,6 +658,20 @@ mod tests {
         queue.ready(hold).await;
         assert_eq!(queue.take(hold.size).len(), 1);
         assert!(queue.is_finished());
+    }
+
+    #[test]
+    fn sent_outcomes_are_kept_until_recorded_and_the_rest_come_back() {
+        let mut sent = SentOutcomes::default();
+        sent.sent(&[outcome(1), outcome(2)]);
+        sent.sent(&[outcome(3)]);
+        sent.recorded(1);
+        sent.recorded(1);
+        let back: Vec<u64> = sent.take().iter().map(|o| o.lease_id).collect();
+        assert_eq!(back, [2, 3], "recorded counts are running totals");
+        sent.sent(&[outcome(4), outcome(5)]);
+        sent.recorded(2);
+        assert!(sent.take().is_empty(), "a new session counts from zero");
     }
 
     #[test]

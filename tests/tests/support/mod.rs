@@ -53,7 +53,11 @@ impl OwlmeshProcess {
     pub async fn start(args: &[&str]) -> anyhow::Result<Self> {
         let mut child = Command::new(owlmesh_bin())
             .args(args)
-            .env("OWLMESH_LOG", "warn")
+            // OWLMESH_TEST_LOG (e.g. "info") shows more of the children's logs.
+            .env(
+                "OWLMESH_LOG",
+                std::env::var("OWLMESH_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)

@@ -18,11 +18,19 @@ pub(super) enum Leases<'a> {
     Ids(&'a [u64]),
 }
 
-/// Returns the chosen leased URLs to the queue; returns how many.
+/// Always go ahead: see [`return_leases`].
+pub(super) fn always() -> bool {
+    true
+}
+
+/// Returns the chosen leased URLs to the queue; returns how many. `proceed` is asked once
+/// the transaction holds the locks a claim takes too (SQLite's write lock, the job rows):
+/// when it says no, nothing is returned.
 pub(super) async fn return_leases(
     pool: &FrontierPool,
     leases: Leases<'_>,
     now: i64,
+    proceed: &(dyn Fn() -> bool + Sync),
 ) -> Result<u64> {
     let sql = pool.sql();
     let ids = match leases {
@@ -62,6 +70,9 @@ pub(super) async fn return_leases(
         return Ok(0);
     }
     let mut ledger = Ledger::lock(&mut tx, jobs.iter().map(|(id,)| id.as_str())).await?;
+    if !proceed() {
+        return Ok(0);
+    }
     let locked = serde_json::to_string(&ledger.ids().collect::<Vec<_>>())?;
     let returned: Vec<(String,)> = tx.fetch_all(return_urls.text(&locked)).await?;
     for (job_id,) in &returned {

@@ -186,29 +186,40 @@ impl Frontier {
 
     /// Queues again every URL whose lease expired by `now_ms`; returns how many.
     pub async fn expire_leases(&self, now_ms: i64) -> Result<u64> {
-        leases::return_leases(&self.pool, Leases::ExpiredBy(now_ms), now_ms).await
+        leases::return_leases(
+            &self.pool,
+            Leases::ExpiredBy(now_ms),
+            now_ms,
+            &leases::always,
+        )
+        .await
     }
 
     /// Queues again every URL leased to `owner` (a scraper that left); returns how many.
     pub async fn release_owner(&self, owner: &str, now_ms: i64) -> Result<u64> {
-        leases::return_leases(&self.pool, Leases::HeldBy(owner), now_ms).await
+        leases::return_leases(&self.pool, Leases::HeldBy(owner), now_ms, &leases::always).await
     }
 
     /// Queues again every URL leased to `owner` except those of `held` (the leases a scraper
-    /// says it still has when it opens a work session); returns how many.
+    /// says it still has when it opens a work session); returns how many. `current` is asked
+    /// once the transaction holds the locks claims take: when it says no (that session has
+    /// ended, e.g. while this waited for the database), nothing is released, since the
+    /// scraper's newer session may have been given some of those leases meanwhile.
     pub async fn release_owner_except(
         &self,
         owner: &str,
         held: &[u64],
         now_ms: i64,
+        current: &(dyn Fn() -> bool + Sync),
     ) -> Result<u64> {
-        leases::return_leases(&self.pool, Leases::HeldByExcept(owner, held), now_ms).await
+        let leases = Leases::HeldByExcept(owner, held);
+        leases::return_leases(&self.pool, leases, now_ms, current).await
     }
 
     /// Queues again the URLs of these leases (taken back from a scraper); returns how many
     /// were still held.
     pub async fn requeue_leases(&self, lease_ids: &[u64], now_ms: i64) -> Result<u64> {
-        leases::return_leases(&self.pool, Leases::Ids(lease_ids), now_ms).await
+        leases::return_leases(&self.pool, Leases::Ids(lease_ids), now_ms, &leases::always).await
     }
 
     /// Marks a queued or running job done if its epoch has nothing queued or in flight,

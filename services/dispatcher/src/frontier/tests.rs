@@ -674,10 +674,13 @@ async fn a_reconnecting_scraper_keeps_only_the_leases_it_still_holds() {
         // It still holds the first lease; the other two were lost on the way (an assignment
         // it never received, an outcome that died with a dispatcher).
         let still = [held[0].lease_id, 12_345];
-        let released = frontier.release_owner_except("back", &still, NOW);
+        let released = frontier.release_owner_except("back", &still, NOW, &|| true);
         assert_eq!(released.await.unwrap(), 2);
         assert_eq!(
-            frontier.release_owner_except("back", &still, NOW).await.unwrap(),
+            frontier
+                .release_owner_except("back", &still, NOW, &|| true)
+                .await
+                .unwrap(),
             0
         );
         let counts = progress(&frontier, &job).await;
@@ -686,17 +689,27 @@ async fn a_reconnecting_scraper_keeps_only_the_leases_it_still_holds() {
             .complete(&[outcome(&held[0], OutcomeStatus::Done)], NOW)
             .await
             .unwrap();
-        assert_eq!((report.applied, report.stale), (1, 0), "the held lease is intact");
+        assert_eq!(
+            (report.applied, report.stale),
+            (1, 0),
+            "the held lease is intact"
+        );
         let report = frontier
             .complete(&[outcome(&held[1], OutcomeStatus::Done)], NOW)
             .await
             .unwrap();
         assert_eq!(report.stale, 1, "a released lease is stale");
-        // Holding nothing releases everything the owner had.
+        // Holding nothing releases everything the owner had, unless the session it was
+        // for has ended meanwhile.
         let again = frontier.claim(&mine).await.unwrap();
         assert_eq!(again.len(), 2);
+        let ended = frontier.release_owner_except("back", &[], NOW, &|| false);
+        assert_eq!(ended.await.unwrap(), 0);
         assert_eq!(
-            frontier.release_owner_except("back", &[], NOW).await.unwrap(),
+            frontier
+                .release_owner_except("back", &[], NOW, &|| true)
+                .await
+                .unwrap(),
             2
         );
     })

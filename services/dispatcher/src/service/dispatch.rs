@@ -153,6 +153,12 @@ pub(crate) async fn upkeep_loop(dispatcher: Arc<Dispatcher>, shutdown: Cancellat
             continue;
         }
         for scraper_id in left {
+            // Back already (restarted under the same id): the hello of its new session
+            // reconciled its leases, and releasing them now would take back what that
+            // session was just given.
+            if dispatcher.scrapers.view().get(&scraper_id).is_some() {
+                continue;
+            }
             release_scraper(&dispatcher, &scraper_id).await;
         }
         expire_leases(&dispatcher).await;

@@ -13,14 +13,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use owlmesh_directory::client::{ArchiveOutbox, MembershipWatcher};
-use owlmesh_proto::v1::Outcome;
 use tokio::sync::mpsc;
 
 use crate::config::DispatcherConfig;
 use crate::frontier::Frontier;
 use events::EventHub;
 use jobs::JobCache;
-use sessions::Sessions;
+use sessions::{Delivered, Sessions};
 
 pub(crate) use dispatch::{dispatch_loop, upkeep_loop};
 pub(crate) use outcomes::outcome_writer;
@@ -52,7 +51,7 @@ pub(crate) struct Dispatcher {
     pub(crate) sessions: Sessions,
     pub(crate) jobs: JobCache,
     pub(crate) events: EventHub,
-    pub(crate) outcomes: mpsc::Sender<Outcome>,
+    pub(crate) outcomes: mpsc::Sender<Delivered>,
     pub(crate) counters: Counters,
     pub(crate) started_at: Instant,
     primary: AtomicBool,
@@ -65,7 +64,7 @@ impl Dispatcher {
         dispatchers: MembershipWatcher,
         scrapers: MembershipWatcher,
         archive: ArchiveOutbox,
-        outcomes: mpsc::Sender<Outcome>,
+        outcomes: mpsc::Sender<Delivered>,
     ) -> Arc<Self> {
         let events = EventHub::new(&config.id, archive);
         Arc::new(Self {

@@ -1,5 +1,7 @@
 //! The outcome writer: outcomes from every session, batched into one frontier transaction,
-//! with the links they found canonicalised and filtered by the job's rules.
+//! with the links they found canonicalised and filtered by the job's rules. Once a batch is
+//! committed, each session that carried some of it is told how many of its outcomes are
+//! recorded (outcomes of one session reach the writer in the order sent).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::Dispatcher;
+use super::sessions::Delivered;
 use crate::canonical::canonicalize;
 use crate::frontier::{Completion, UrlKey, now_ms};
 use crate::spec::CompiledRules;
@@ -22,7 +25,7 @@ const RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// Writes outcomes until `stop` is cancelled, then writes what is still queued and ends.
 pub(crate) async fn outcome_writer(
     dispatcher: Arc<Dispatcher>,
-    mut outcomes: mpsc::Receiver<Outcome>,
+    mut outcomes: mpsc::Receiver<Delivered>,
     stop: CancellationToken,
 ) {
     let limit = dispatcher.config.outcome_batch;
@@ -45,10 +48,10 @@ pub(crate) async fn outcome_writer(
     }
 }
 
-async fn write_batch(dispatcher: &Dispatcher, outcomes: &[Outcome]) {
-    let mut completions = Vec::with_capacity(outcomes.len());
-    for outcome in outcomes {
-        completions.push(completion(dispatcher, outcome).await);
+async fn write_batch(dispatcher: &Dispatcher, delivered: &[Delivered]) {
+    let mut completions = Vec::with_capacity(delivered.len());
+    for item in delivered {
+        completions.push(completion(dispatcher, &item.outcome).await);
     }
     let report = loop {
         match dispatcher.frontier.complete(&completions, now_ms()).await {
@@ -60,10 +63,21 @@ async fn write_batch(dispatcher: &Dispatcher, outcomes: &[Outcome]) {
             }
         }
     };
+    // Recorded: the scrapers may forget these outcomes now (one message per session).
+    let mut index = 0;
+    while index < delivered.len() {
+        let session = &delivered[index].session;
+        let run = delivered[index..]
+            .iter()
+            .take_while(|item| Arc::ptr_eq(&item.session, session))
+            .count();
+        session.recorded(run as u64);
+        index += run;
+    }
     let counters = &dispatcher.counters;
     counters
         .outcomes
-        .fetch_add(outcomes.len() as u64, Ordering::Relaxed);
+        .fetch_add(delivered.len() as u64, Ordering::Relaxed);
     counters
         .stale
         .fetch_add(report.stale as u64, Ordering::Relaxed);
@@ -71,8 +85,8 @@ async fn write_batch(dispatcher: &Dispatcher, outcomes: &[Outcome]) {
         .links_admitted
         .fetch_add(report.admitted, Ordering::Relaxed);
     dispatcher.sessions.wake.notify_one();
-    for outcome in outcomes {
-        count_and_report(dispatcher, outcome).await;
+    for item in delivered {
+        count_and_report(dispatcher, &item.outcome).await;
     }
     for job_id in &report.finished_jobs {
         let message = "epoch finished: nothing queued or in flight".to_owned();

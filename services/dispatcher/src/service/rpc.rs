@@ -19,7 +19,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, instrument, warn};
 
 use super::Dispatcher;
-use super::sessions::{SESSION_BUFFER, Session};
+use super::sessions::{Delivered, SESSION_BUFFER, Session};
 use crate::canonical::canonicalize;
 use crate::frontier::{JobState, NewJob, UrlKey, now_ms};
 use crate::{DispatcherError, Result, spec};
@@ -76,35 +76,6 @@ impl DispatcherService {
         Ok(record.to_proto())
     }
 
-    /// Returns to the frontier every lease of `scraper_id` but the ones it says it holds.
-    /// The others can only be assignments that never reached it or outcomes that never
-    /// reached a dispatcher (a session broke, a dispatcher died with them in its buffers):
-    /// without this they would wait for their lease to expire. A page among them that was
-    /// archived is fetched again, and the archive's idempotency drops the copy.
-    async fn reconcile(&self, scraper_id: &str, held: &[u64]) {
-        let frontier = &self.dispatcher.frontier;
-        match frontier
-            .release_owner_except(scraper_id, held, now_ms())
-            .await
-        {
-            Ok(0) => {}
-            Ok(released) => {
-                info!(
-                    scraper = scraper_id,
-                    released,
-                    held = held.len(),
-                    "leases the scraper no longer holds are back in the frontier"
-                );
-                self.dispatcher
-                    .counters
-                    .leases_released
-                    .fetch_add(released, std::sync::atomic::Ordering::Relaxed);
-            }
-            // They come back when their leases expire.
-            Err(error) => warn!(scraper = scraper_id, %error, "cannot reconcile leases"),
-        }
-    }
-
     /// Runs one scraper's session until its stream ends.
     async fn run_session(
         dispatcher: Arc<Dispatcher>,
@@ -133,7 +104,9 @@ impl DispatcherService {
                 Message::Outcomes(batch) => {
                     let count = batch.outcomes.len() as u32;
                     for outcome in batch.outcomes {
-                        if dispatcher.outcomes.send(outcome).await.is_err() {
+                        let session = session.clone();
+                        let delivered = Delivered { outcome, session };
+                        if dispatcher.outcomes.send(delivered).await.is_err() {
                             return;
                         }
                     }
@@ -147,6 +120,59 @@ impl DispatcherService {
         dispatcher.sessions.close(&session);
     }
 }
+
+/// Returns to the frontier every lease of the session's scraper but the ones it says it still
+/// holds, then lets the session take work. The scraper counts as held every assignment it has
+/// and every outcome no dispatcher has said it recorded, so the others are assignments that
+/// never reached it (claimed for a session that broke, or by a dispatcher that died with them
+/// in its buffers): without this they would wait for their leases to expire. While the
+/// database refuses (e.g. another dispatcher holds SQLite's write lock) it retries; after
+/// [`RECONCILE_ATTEMPTS`] it gives up and the leases come back when they expire.
+async fn reconcile(dispatcher: Arc<Dispatcher>, session: Arc<Session>, held: Vec<u64>) {
+    let scraper = session.scraper_id.as_str();
+    for attempt in 1..=RECONCILE_ATTEMPTS {
+        if session.is_ended() {
+            return;
+        }
+        // Asked again inside the transaction: an attempt that waited long for the database
+        // must not release what a newer session of this scraper was given meanwhile.
+        let current = || !session.is_ended();
+        let released = dispatcher
+            .frontier
+            .release_owner_except(scraper, &held, now_ms(), &current)
+            .await;
+        match released {
+            Ok(released) => {
+                if released > 0 {
+                    info!(
+                        scraper,
+                        released,
+                        held = held.len(),
+                        "leases the scraper no longer holds are back in the frontier"
+                    );
+                    dispatcher
+                        .counters
+                        .leases_released
+                        .fetch_add(released, std::sync::atomic::Ordering::Relaxed);
+                }
+                break;
+            }
+            Err(error) if attempt == RECONCILE_ATTEMPTS => {
+                warn!(scraper, %error, "cannot reconcile leases: they come back when they expire");
+            }
+            Err(_) => tokio::time::sleep(RECONCILE_RETRY_PAUSE).await,
+        }
+    }
+    if !session.is_ended() {
+        session.set_ready();
+        dispatcher.sessions.wake.notify_one();
+    }
+}
+
+/// Attempts at reconciling a new session's leases before it takes work without.
+const RECONCILE_ATTEMPTS: u32 = 10;
+/// Pause between two of those attempts.
+const RECONCILE_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The seeds as frontier keys; a seed that is not an http(s) URL is the caller's error.
 fn seed_keys(seeds: &[String]) -> Result<Vec<UrlKey>> {
@@ -310,14 +336,20 @@ impl DispatcherRpc for DispatcherService {
         // The scraper opens a session only when its last one ended for it: end ours too, so
         // that nothing more is sent (and claimed) for it before the reconciliation below.
         self.dispatcher.sessions.close_scraper(&hello.scraper_id);
-        if let Some(held) = &hello.held {
-            self.reconcile(&hello.scraper_id, &held.lease_ids).await;
-        }
         let (sender, receiver) = mpsc::channel(SESSION_BUFFER);
-        let session = self
-            .dispatcher
-            .sessions
-            .open(&hello.scraper_id, hello.slots, sender);
+        // The hello is answered at once; the session takes work once its scraper's lost
+        // leases are back in the frontier, since claiming before could hand it a URL that
+        // the reconciliation then takes back.
+        let session = self.dispatcher.sessions.open(
+            &hello.scraper_id,
+            hello.slots,
+            sender,
+            hello.held.is_none(),
+        );
+        if let Some(held) = hello.held {
+            let reconcile = reconcile(self.dispatcher.clone(), session.clone(), held.lease_ids);
+            tokio::spawn(reconcile);
+        }
         info!(scraper = %hello.scraper_id, slots = hello.slots, "work session opened");
         let shutdown = self.shutdown.clone();
         tokio::spawn(Self::run_session(

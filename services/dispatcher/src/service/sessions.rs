@@ -1,12 +1,14 @@
 //! The scrapers' open work sessions: where assignments go, and how many each can take.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use owlmesh_directory::ring::HashRouter;
 use owlmesh_proto::v1::work_message::Message;
-use owlmesh_proto::v1::{Assignment, AssignmentBatch, JobDefinition, JobSpec, WorkMessage};
+use owlmesh_proto::v1::{
+    Assignment, AssignmentBatch, JobDefinition, JobSpec, Outcome, OutcomesRecorded, WorkMessage,
+};
 use tokio::sync::{Notify, mpsc};
 use tonic::Status;
 
@@ -23,13 +25,41 @@ pub(crate) struct Session {
     /// the stream open.
     sender: Mutex<Option<mpsc::Sender<Result<WorkMessage, Status>>>>,
     free_slots: AtomicI64,
+    /// Whether work may be claimed for it: not before the leases the scraper no longer holds
+    /// are back in the frontier (see `reconcile` in `rpc.rs`).
+    ready: AtomicBool,
+    /// Outcomes of this session recorded in the frontier so far.
+    recorded: AtomicU64,
     jobs_sent: Mutex<HashSet<String>>,
 }
 
+/// An outcome on its way to the frontier, with the session that carried it (to be told once
+/// it is recorded).
+pub(crate) struct Delivered {
+    pub(crate) outcome: Outcome,
+    pub(crate) session: Arc<Session>,
+}
+
 impl Session {
-    /// Slots the scraper has free now.
+    /// Slots the scraper has free now; none until the session is ready.
     pub(crate) fn free_slots(&self) -> usize {
+        if !self.ready.load(Ordering::Acquire) {
+            return 0;
+        }
         self.free_slots.load(Ordering::Relaxed).max(0) as usize
+    }
+
+    /// Work may be claimed for this session from now on.
+    pub(crate) fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// Whether the stream to the scraper was ended.
+    pub(crate) fn is_ended(&self) -> bool {
+        self.sender
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
     }
 
     /// The scraper freed `count` slots (it reported outcomes or offered more).
@@ -79,6 +109,24 @@ impl Session {
         sender.send(Ok(message)).await.map_err(|_| closed())
     }
 
+    /// `count` more of this session's outcomes are recorded: tells the scraper how many are
+    /// now, so it can forget them. Never waits: when the stream's buffer is full the news is
+    /// dropped, and the next count (a running total) carries it.
+    pub(crate) fn recorded(&self, count: u64) {
+        let total = self.recorded.fetch_add(count, Ordering::Relaxed) + count;
+        let sender = self
+            .sender
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(sender) = sender {
+            let message = Message::Recorded(OutcomesRecorded { count: total });
+            let _ = sender.try_send(Ok(WorkMessage {
+                message: Some(message),
+            }));
+        }
+    }
+
     /// Ends the stream to the scraper: nothing more is sent (a send under way may still go
     /// out); the scraper's own stream is still read until it ends it.
     pub(crate) fn end(&self) {
@@ -96,18 +144,22 @@ pub(crate) struct Sessions {
 }
 
 impl Sessions {
-    /// Registers a new session (replacing an older one of the same scraper).
+    /// Registers a new session (replacing an older one of the same scraper); it takes work
+    /// at once when `ready`, else once [`Session::set_ready`] is called.
     pub(crate) fn open(
         &self,
         scraper_id: &str,
         slots: u32,
         sender: mpsc::Sender<Result<WorkMessage, Status>>,
+        ready: bool,
     ) -> Arc<Session> {
         let session = Arc::new(Session {
             scraper_id: scraper_id.to_owned(),
             connection: self.connections.fetch_add(1, Ordering::Relaxed),
             sender: Mutex::new(Some(sender)),
             free_slots: AtomicI64::new(i64::from(slots)),
+            ready: AtomicBool::new(ready),
+            recorded: AtomicU64::new(0),
             jobs_sent: Mutex::default(),
         });
         self.write().insert(scraper_id.to_owned(), session.clone());

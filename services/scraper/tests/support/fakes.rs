@@ -12,10 +12,11 @@ use owlmesh_proto::v1::work_message::Message as ToScraper;
 use owlmesh_proto::v1::worker_message::Message as FromScraper;
 use owlmesh_proto::v1::{
     ArchiveAck, ArchiveBatch, Assignment, AssignmentBatch, Event, ExportChunk, ExportRequest, Job,
-    JobDefinition, JobRequest, JobSpec, ListJobsRequest, ListJobsResponse, Outcome, PageRecord,
-    QueryDocumentsRequest, QueryDocumentsResponse, QueryEventsRequest, QueryEventsResponse,
-    QueryItemsRequest, QueryItemsResponse, Revocation, SubmitJobRequest, SubmitJobResponse,
-    WatchEventsRequest, WorkMessage, WorkerHello, WorkerMessage,
+    JobDefinition, JobRequest, JobSpec, ListJobsRequest, ListJobsResponse, Outcome,
+    OutcomesRecorded, PageRecord, QueryDocumentsRequest, QueryDocumentsResponse,
+    QueryEventsRequest, QueryEventsResponse, QueryItemsRequest, QueryItemsResponse, Revocation,
+    SubmitJobRequest, SubmitJobResponse, WatchEventsRequest, WorkMessage, WorkerHello,
+    WorkerMessage,
 };
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -269,6 +270,13 @@ impl FakeDispatcher {
                             outcome,
                         });
                     }
+                    // Logged is recorded: say so, as a dispatcher does once its frontier has
+                    // them (the scraper sends unrecorded outcomes again on its next session).
+                    let recorded = OutcomesRecorded {
+                        count: received as u64,
+                    };
+                    let message = Some(ToScraper::Recorded(recorded));
+                    let _ = outbound.send(Ok(WorkMessage { message })).await;
                     if let Mode::BreakAfterOutcomes(limit) = self.mode()
                         && received >= limit
                     {
