@@ -10,9 +10,8 @@ use crate::fetch::{FetchError, Fetcher};
 use crate::politeness::{HostGates, HostPolicy, JobPoliteness, host_key};
 use crate::robots::{RobotsCache, RobotsConfig, RobotsVerdict};
 
-/// Network jitter allowed when comparing server-side arrival gaps with the gate's spacing.
-/// How much later than its start a request may reach the server on a busy machine. Well
-/// below the 200 ms spacing checked, so unspaced requests (about 1 ms apart) still fail.
+/// Network jitter allowed when comparing server-side arrival gaps with the gate's spacing:
+/// well below the 200 ms checked, so unspaced requests (about 1 ms apart) still fail.
 const JITTER: Duration = Duration::from_millis(60);
 
 #[tokio::test]
