@@ -16,32 +16,8 @@ use owlmesh_proto::v1::telemetry_client::TelemetryClient;
 use owlmesh_proto::v1::{GetStatsRequest, Histogram};
 use owlmesh_tests::{SiteConfig, TestSite};
 use support::OwlmeshProcess;
+use support::job::CatalogueJob;
 use support::mesh::{TestMesh, Topology};
-
-const JOB: &str = r#"
-name = "bench"
-seeds = [SEEDS]
-max_retries = 2
-
-[politeness]
-delay_ms = 0
-concurrency_per_host = 32
-user_agent = "owlmesh-bench"
-
-[follow]
-deny = ['\.pdf$']
-
-[documents]
-types = ["pdf"]
-
-[[handlers]]
-name = "product"
-pattern = '^/product/(?P<slug>[^/]+)\.html$'
-[handlers.fields]
-title = "h1"
-price = "span.price"
-sku = { selector = "div.product", attr = "data-sku" }
-"#;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -61,12 +37,12 @@ async fn main() -> anyhow::Result<()> {
         archivers: 2,
     };
     let mesh = TestMesh::start(topology, &[]).await?;
-    let seeds: Vec<String> = site
-        .seeds()
-        .iter()
-        .map(|seed| format!("{seed:?}"))
-        .collect();
-    let job = JOB.replace("SEEDS", &seeds.join(", "));
+    let job = CatalogueJob {
+        max_retries: 2,
+        concurrency_per_host: 32,
+        ..CatalogueJob::default()
+    };
+    let job = job.toml(&site.seeds(), &site.hosts());
     println!("crawl benchmark: {pages} products over 4 hosts; the mesh is {topology:?}");
 
     let started = Instant::now();

@@ -6,32 +6,16 @@ mod support;
 use std::time::Duration;
 
 use owlmesh_tests::{SiteConfig, TestSite};
+use support::job::CatalogueJob;
 use support::mesh::{TestMesh, Topology};
 
-const JOB: &str = r#"
-name = "cli"
-seeds = [SEEDS]
-max_retries = 1
-
-[politeness]
-delay_ms = 0
-concurrency_per_host = 4
-user_agent = "owlmesh-cli-test"
-
-[documents]
-types = ["pdf"]
-
-[[handlers]]
-name = "product"
-pattern = '^/product/(?P<slug>[^/]+)\.html$'
-[handlers.fields]
-title = "h1"
-price = "span.price"
-sku = { selector = "div.product", attr = "data-sku" }
-"#;
-
-fn job_for(site: &TestSite) -> String {
-    JOB.replace("SEEDS", &format!("{:?}", site.url("/")))
+/// The catalogue job for the test site, with a politeness delay of `delay_ms`.
+fn job_for(site: &TestSite, delay_ms: u64) -> String {
+    let job = CatalogueJob {
+        delay_ms,
+        ..CatalogueJob::default()
+    };
+    job.toml(&[site.url("/")], &site.hosts())
 }
 
 fn stderr(output: &std::process::Output) -> String {
@@ -78,7 +62,7 @@ async fn client_commands_speak_the_documented_json() {
 
     // try: what the handlers extract from one product page, nothing archived.
     let job_path = mesh.data_dir.path().join("cli.toml");
-    std::fs::write(&job_path, job_for(&site)).unwrap();
+    std::fs::write(&job_path, job_for(&site, 0)).unwrap();
     let job_file = job_path.display().to_string();
     let product = &site.expected_products()[3];
     let tried = mesh
@@ -146,11 +130,7 @@ async fn client_commands_speak_the_documented_json() {
         stderr(&output)
     );
     let slow_path = mesh.data_dir.path().join("slow.toml");
-    std::fs::write(
-        &slow_path,
-        job_for(&site).replace("delay_ms = 0", "delay_ms = 1000"),
-    )
-    .unwrap();
+    std::fs::write(&slow_path, job_for(&site, 1000)).unwrap();
     let slow = mesh
         .cli_json(&["job", "submit", &slow_path.display().to_string()])
         .await

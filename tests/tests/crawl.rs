@@ -7,49 +7,12 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use owlmesh_tests::{SiteConfig, TestSite, paths};
+use support::job::CatalogueJob;
 use support::mesh::{TestMesh, Topology};
 
-fn quoted(values: &[String]) -> String {
-    values
-        .iter()
-        .map(|value| format!("{value:?}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The catalogue job for the test site, as a person would write it.
-fn job_file(site: &TestSite, extra: &str) -> String {
-    format!(
-        r#"name = "catalogue"
-seeds = [{seeds}]
-allowed_hosts = [{hosts}]
-max_retries = 3
-{extra}
-
-[politeness]
-obey_robots = true
-delay_ms = 0
-concurrency_per_host = 8
-user_agent = "owlmesh-test"
-
-[follow]
-selector = "a[href]"
-deny = ['\.pdf$']
-
-[documents]
-types = ["pdf"]
-
-[[handlers]]
-name = "product"
-pattern = '^/product/(?P<slug>[^/]+)\.html$'
-[handlers.fields]
-title = "h1"
-price = "span.price"
-sku = {{ selector = "div.product", attr = "data-sku" }}
-"#,
-        seeds = quoted(&site.seeds()),
-        hosts = quoted(&site.hosts()),
-    )
+/// The catalogue job for the test site.
+fn job_file(site: &TestSite) -> String {
+    CatalogueJob::default().toml(&site.seeds(), &site.hosts())
 }
 
 fn site_config() -> SiteConfig {
@@ -68,7 +31,7 @@ async fn a_crawl_archives_the_catalogue_exactly_once_and_politely() {
         archivers: 2,
     };
     let mesh = TestMesh::start(topology, &[]).await.unwrap();
-    let id = mesh.submit(&job_file(&site, "")).await.unwrap();
+    let id = mesh.submit(&job_file(&site)).await.unwrap();
     let status = mesh.wait_done(&id, Duration::from_secs(120)).await.unwrap();
 
     // Every product exactly once, with the right fields.
@@ -201,7 +164,7 @@ async fn a_recrawl_refetches_the_pages_and_detects_the_changed_ones() {
         archivers: 2,
     };
     let mesh = TestMesh::start(topology, &[]).await.unwrap();
-    let id = mesh.submit(&job_file(&site, "")).await.unwrap();
+    let id = mesh.submit(&job_file(&site)).await.unwrap();
     mesh.wait_done(&id, Duration::from_secs(90)).await.unwrap();
     let before = site.expected_products();
 

@@ -20,6 +20,7 @@ use owlmesh_proto::v1::{GetStatsRequest, Stats};
 use owlmesh_tests::{SiteConfig, TestSite};
 use prometheus_parse::{LineInfo, Sample, Scrape, Value as PromValue};
 use serde_json::Value;
+use support::job::CatalogueJob;
 use support::mesh::{TestMesh, Topology};
 use support::{OwlmeshProcess, eventually};
 
@@ -78,36 +79,13 @@ fn site_config() -> SiteConfig {
     }
 }
 
-fn quoted(values: &[String]) -> String {
-    let quoted: Vec<String> = values.iter().map(|value| format!("{value:?}")).collect();
-    quoted.join(", ")
-}
-
 /// The catalogue job for the test site.
 fn job_file(site: &TestSite) -> String {
-    format!(
-        r#"name = "catalogue"
-seeds = [{seeds}]
-allowed_hosts = [{hosts}]
-max_retries = 1
-
-[politeness]
-delay_ms = 0
-concurrency_per_host = 8
-user_agent = "owlmesh-test"
-
-[follow]
-deny = ['\.pdf$']
-
-[[handlers]]
-name = "product"
-pattern = '^/product/(?P<slug>[^/]+)\.html$'
-[handlers.fields]
-title = "h1"
-"#,
-        seeds = quoted(&site.seeds()),
-        hosts = quoted(&site.hosts()),
-    )
+    let job = CatalogueJob {
+        max_retries: 1,
+        ..CatalogueJob::default()
+    };
+    job.toml(&site.seeds(), &site.hosts())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,7 @@ use owlmesh_proto::v1::directory_client::DirectoryClient;
 use owlmesh_proto::v1::dispatcher_client::DispatcherClient;
 use owlmesh_proto::v1::{Job, JobRequest, ListRequest, QueryItemsRequest};
 use owlmesh_tests::{SiteConfig, TestSite};
+use support::job::CatalogueJob;
 use support::mesh::{Kind, LEASE_TTL, TestMesh, Topology};
 use support::{OwlmeshProcess, counter, eventually, queue};
 
@@ -57,40 +58,11 @@ impl Shape {
 
     /// The catalogue job, as in the crawl tests.
     fn job(&self, site: &TestSite) -> String {
-        let quoted = |values: Vec<String>| {
-            values
-                .iter()
-                .map(|value| format!("{value:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+        let job = CatalogueJob {
+            concurrency_per_host: self.concurrency_per_host as u32,
+            ..CatalogueJob::default()
         };
-        format!(
-            r#"name = "catalogue"
-seeds = [{seeds}]
-allowed_hosts = [{hosts}]
-max_retries = 3
-
-[politeness]
-obey_robots = true
-delay_ms = 0
-concurrency_per_host = {concurrency}
-user_agent = "owlmesh-test"
-
-[follow]
-selector = "a[href]"
-deny = ['\.pdf$']
-
-[[handlers]]
-name = "product"
-pattern = '^/product/(?P<slug>[^/]+)\.html$'
-[handlers.fields]
-title = "h1"
-sku = {{ selector = "div.product", attr = "data-sku" }}
-"#,
-            seeds = quoted(site.seeds()),
-            hosts = quoted(site.hosts()),
-            concurrency = self.concurrency_per_host,
-        )
+        job.toml(&site.seeds(), &site.hosts())
     }
 }
 

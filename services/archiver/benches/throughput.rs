@@ -9,12 +9,14 @@ use std::time::Instant;
 
 use common::{Harness, batch, pages, with_postgres, with_sqlite};
 use owlmesh_archiver::store::ArchiveStore;
+use owlmesh_proto::v1::ArchiveBatch;
 
 const PAGES: usize = 10_000;
 const BATCH: usize = 256;
 
-async fn store_pages(store: ArchiveStore) {
-    let batches: Vec<_> = (0..PAGES)
+/// [`PAGES`] pages of one job, in batches of [`BATCH`].
+fn all_batches() -> Vec<ArchiveBatch> {
+    (0..PAGES)
         .step_by(BATCH)
         .enumerate()
         .map(|(number, first)| {
@@ -24,7 +26,11 @@ async fn store_pages(store: ArchiveStore) {
                 vec![],
             )
         })
-        .collect();
+        .collect()
+}
+
+async fn store_pages(store: ArchiveStore) {
+    let batches = all_batches();
     let started = Instant::now();
     for batch in &batches {
         store.store_batch(batch).await.unwrap();
@@ -56,17 +62,7 @@ async fn main() {
 
 async fn archive_over_grpc_with_jsonl_writer() {
     let harness = Harness::start(|_| {}).await;
-    let batches: Vec<_> = (0..PAGES)
-        .step_by(BATCH)
-        .enumerate()
-        .map(|(number, first)| {
-            batch(
-                number as u64,
-                pages("job", first, BATCH.min(PAGES - first), "article"),
-                vec![],
-            )
-        })
-        .collect();
+    let batches = all_batches();
     let started = Instant::now();
     let (acks, status) = harness.archive(batches).await;
     let elapsed = started.elapsed();

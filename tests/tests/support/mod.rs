@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod job;
 pub mod mesh;
 pub mod reflection;
 
