@@ -101,6 +101,19 @@ def peak_rss_kib(pid):
     return 0
 
 
+def process_name(pid):
+    """`owlmesh scraper 1234`: the command and its subcommand, with the pid to keep the
+    names of processes of the same kind apart."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            words = cmdline.read().split(b"\0")
+    except OSError:
+        return str(pid)
+    command = os.path.basename(words[0].decode(errors="replace"))
+    subcommand = words[1].decode(errors="replace") if len(words) > 1 else ""
+    return f"{command} {subcommand} {pid}".replace("  ", " ")
+
+
 def run_measured(command, log_path, stdout_path=None):
     """Runs a command to its end; returns (exit code, rusage) of that very process."""
     with open(log_path, "w") as log_file:
@@ -224,10 +237,11 @@ def nginx_ceiling(site, shape, seconds, work):
 def job_toml(shape):
     """The owlmesh job: the same rules as the spider and bare-crawl. No [documents] section,
     since the others do not collect PDF links; no recrawl."""
-    quoted = lambda values: ", ".join(json.dumps(value) for value in values)  # noqa: E731
+    seeds = ", ".join(map(json.dumps, shape["seeds"]))
+    hosts = ", ".join(map(json.dumps, shape["hosts"]))
     return f"""name = "bench"
-seeds = [{quoted(shape["seeds"])}]
-allowed_hosts = [{quoted(shape["hosts"])}]
+seeds = [{seeds}]
+allowed_hosts = [{hosts}]
 max_depth = 0
 max_pages = 0
 
@@ -313,7 +327,11 @@ def run_owlmesh(args, shape, round_dir):
         if set(after) != set(pids):
             log(f"warning: the mesh's processes changed during the crawl: {pids} -> {after}")
         cpu = sum(cpu_after[pid] - cpu_before.get(pid, 0.0) for pid in cpu_after)
-        peak_kib = sum(peak_rss_kib(pid) for pid in after)
+        names = {pid: process_name(pid) for pid in after}
+        peaks = {names[pid]: peak_rss_kib(pid) for pid in after}
+        cpu_by_process = {names[pid]: cpu_after[pid] - cpu_before.get(pid, 0.0)
+                          for pid in cpu_after}
+        peak_kib = sum(peaks.values())
         if status["state"] != "done":
             raise BenchError(f"owlmesh job ended {status['state']}: {status}")
         items_path = os.path.join(round_dir, "items.jsonl")
@@ -325,6 +343,8 @@ def run_owlmesh(args, shape, round_dir):
     return {
         "pages": status["done"], "failed": status["failed"], "items": status["items"],
         "elapsed_s": elapsed, "cpu_s": cpu, "peak_kib": peak_kib, "processes": len(after),
+        "peak_kib_by_process": peaks,
+        "cpu_s_by_process": cpu_by_process,
         "poll_cpu_s": client_cpu, "items_path": items_path,
         "items_file": read_owlmesh_items(items_path),
     }
@@ -582,6 +602,12 @@ def main():
     print(f"{started_at:%Y-%m-%d %H:%M} UTC; {info['cores']} cores, {info['cpu']}, "
           f"{info['memory_mib']:,} MiB")
     print(text)
+    if rounds.get("owlmesh"):
+        print("\nowlmesh by process, last round: peak memory (VmHWM), CPU s during the crawl")
+        last = rounds["owlmesh"][-1]
+        for name, kib in sorted(last["peak_kib_by_process"].items()):
+            cpu = last["cpu_s_by_process"].get(name, 0.0)
+            print(f"  {name:<32} {kib / 1024:>8.1f} MiB {cpu:>8.2f} s")
     results = {
         "date": started_at.isoformat(), "machine": info, "site": shape,
         "nginx_workers": args.nginx_workers, "ceiling_requests_per_s": ceiling,

@@ -197,7 +197,8 @@ def header():
 
 def footer(rng):
     externals = "".join(
-        f"<li><a href=\"{url}/{rng.randrange(1000)}\" rel=\"nofollow\">{url.split('/')[2]}</a></li>\n"
+        f"<li><a href=\"{url}/{rng.randrange(1000)}\" rel=\"nofollow\">"
+        f"{url.split('/')[2]}</a></li>\n"
         for url in EXTERNAL
     )
     return (
@@ -249,8 +250,10 @@ def product_page(site, product, rng):
                  "<table class=\"specs\">\n")
     specs = [("SKU", product.sku), ("Brand", product.brand), ("Model", product.model),
              ("Material", product.material), ("Category", category)]
-    specs += [(f"{rng.choice(WORDS).capitalize()} {k}", f"{rng.randrange(1, 500)} "
-               f"{rng.choice(['mm', 'g', 'ml', 'cm', 'W', 'h'])}") for k in range(rng.randint(8, 16))]
+    units = ["mm", "g", "ml", "cm", "W", "h"]
+    specs += [(f"{rng.choice(WORDS).capitalize()} {k}",
+               f"{rng.randrange(1, 500)} {rng.choice(units)}")
+              for k in range(rng.randint(8, 16))]
     parts += [f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>\n" for k, v in specs]
     parts.append("</table>\n<ul class=\"documents\">"
                  f"<li><a href=\"/docs/{product.sku}.pdf\">Datasheet (PDF, 80 KB)</a></li>"
