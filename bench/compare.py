@@ -41,7 +41,9 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CRAWLERS = ("owlmesh", "scrapy", "bare")
 PER_HOST = 32  # requests in flight per host, for every crawler
 USER_AGENT = "owlmesh-bench"
-POLL_SECONDS = 0.2  # how often `owlmesh job status` is asked while a crawl runs
+# Bounds of the pause between two `owlmesh job status` calls while a crawl runs.
+POLL_MIN_SECONDS = 0.05
+POLL_MAX_SECONDS = 2.0
 
 
 def log(message):
@@ -319,7 +321,8 @@ def run_owlmesh(args, shape, round_dir):
                 break
             if time.monotonic() - started > args.timeout:
                 raise BenchError(f"owlmesh did not finish within {args.timeout} s: {status}")
-            time.sleep(POLL_SECONDS)
+            time.sleep(poll_pause(status["done"], shape["expected_pages"],
+                                  time.monotonic() - started))
         elapsed = time.monotonic() - started
         client_cpu = children_cpu() - client_cpu_before
         after = process_tree(up.pid)
@@ -348,6 +351,17 @@ def run_owlmesh(args, shape, round_dir):
         "poll_cpu_s": client_cpu, "items_path": items_path,
         "items_file": read_owlmesh_items(items_path),
     }
+
+
+def poll_pause(done, expected, elapsed):
+    """How long to wait before asking `owlmesh job status` again. Each call is a process
+    that costs the machine some 20 ms of CPU, taken from the mesh it measures, so the
+    pause is half the time the crawl still needs at its pace so far: few calls while the
+    crawl runs, and one every POLL_MIN_SECONDS at its end, which bounds the timing error."""
+    if done <= 0 or done >= expected:
+        return POLL_MIN_SECONDS
+    remaining = (expected - done) * elapsed / done
+    return min(max(remaining / 2, POLL_MIN_SECONDS), POLL_MAX_SECONDS)
 
 
 def children_cpu():

@@ -51,12 +51,15 @@ if ! "$venv/bin/python" -m pip freeze 2>/dev/null | grep -qxiF "$(cat bench/requ
     "$venv/bin/python" -m pip install -q -r bench/requirements.txt
 fi
 
+# One package at a time: built together, their dependencies' features would unify and
+# owlmesh would differ from the `cargo build --release -p owlmesh` that users run.
 target="${CARGO_TARGET_DIR:-$root/target}"
-if [[ -z "${OWLMESH_BIN:-}" || -z "${BARE_CRAWL_BIN:-}" ]]; then
-    say "building owlmesh and bare-crawl (release)"
-    # One package at a time: built together, their dependencies' features would unify and
-    # owlmesh would differ from the `cargo build --release -p owlmesh` that users run.
+if [[ -z "${OWLMESH_BIN:-}" ]]; then
+    say "building owlmesh (release)"
     cargo build --release --quiet -p owlmesh
+fi
+if [[ -z "${BARE_CRAWL_BIN:-}" ]]; then
+    say "building bare-crawl (release)"
     cargo build --release --quiet -p owlmesh-bench
 fi
 owlmesh="${OWLMESH_BIN:-$target/release/owlmesh}"
