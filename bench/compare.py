@@ -293,6 +293,17 @@ def wait_for_mesh(binary, directory, up, shape_wanted, timeout=90):
     raise BenchError(f"the mesh did not come up within {timeout} s: {counts}")
 
 
+def hosts_per_scraper(binary, directory, hosts):
+    """{scraper id: [hosts it owns]}: each host is crawled by the one scraper that owns it
+    on the ring, so this shows how the crawl's work is spread over the scrapers."""
+    services = json.loads(owlmesh_client(binary, directory, "services", "--json").stdout)
+    owners = {i["id"]: [] for i in services if i["kind"] == "scraper"}
+    for host in hosts:
+        route = owlmesh_client(binary, directory, "route", "scraper", host, "--json")
+        owners.setdefault(json.loads(route.stdout)["id"], []).append(host)
+    return owners
+
+
 def run_owlmesh(args, shape, round_dir):
     """One crawl by a fresh `owlmesh up`, driven through the CLI as a user would."""
     binary = args.owlmesh
@@ -308,6 +319,7 @@ def run_owlmesh(args, shape, round_dir):
                           stdout=up_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         wait_for_mesh(binary, directory, up, {"dispatcher": 2, "scraper": 3, "archiver": 2})
+        owners = hosts_per_scraper(binary, directory, shape["hosts"])
         pids = process_tree(up.pid)
         cpu_before = tree_cpu(pids)
         started = time.monotonic()
@@ -346,7 +358,7 @@ def run_owlmesh(args, shape, round_dir):
     return {
         "pages": status["done"], "failed": status["failed"], "items": status["items"],
         "elapsed_s": elapsed, "cpu_s": cpu, "peak_kib": peak_kib, "processes": len(after),
-        "peak_kib_by_process": peaks,
+        "peak_kib_by_process": peaks, "hosts_per_scraper": owners,
         "cpu_s_by_process": cpu_by_process,
         "poll_cpu_s": client_cpu, "items_path": items_path,
         "items_file": read_owlmesh_items(items_path),
@@ -622,6 +634,9 @@ def main():
         for name, kib in sorted(last["peak_kib_by_process"].items()):
             cpu = last["cpu_s_by_process"].get(name, 0.0)
             print(f"  {name:<32} {kib / 1024:>8.1f} MiB {cpu:>8.2f} s")
+        spread = ", ".join(f"{scraper}: {len(hosts)}" for scraper, hosts
+                           in sorted(last["hosts_per_scraper"].items()))
+        print(f"  hosts per scraper: {spread}")
     results = {
         "date": started_at.isoformat(), "machine": info, "site": shape,
         "nginx_workers": args.nginx_workers, "ceiling_requests_per_s": ceiling,
