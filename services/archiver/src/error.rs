@@ -47,6 +47,9 @@ pub enum ArchiverError {
     /// Rendering CSV failed.
     #[error("csv encoding failed: {0}")]
     Csv(#[from] csv::Error),
+    /// The archiver is stopping and takes no more writes; the producer sends them elsewhere.
+    #[error("the archiver is shutting down")]
+    ShuttingDown,
     /// Serving or joining the mesh failed.
     #[error("{0}")]
     Mesh(#[from] owlmesh_directory::DirectoryError),
@@ -87,6 +90,9 @@ impl From<ArchiverError> for tonic::Status {
     fn from(error: ArchiverError) -> Self {
         if let ArchiverError::InvalidArgument { .. } = error {
             return tonic::Status::invalid_argument(error.to_string());
+        }
+        if let ArchiverError::ShuttingDown = error {
+            return tonic::Status::unavailable(error.to_string());
         }
         if let Some(code) = error.retryable_code() {
             tracing::warn!(%error, "archive request may be retried");

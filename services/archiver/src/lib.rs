@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+mod commit;
 mod error;
 pub mod export;
 pub mod item;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use futures::stream::BoxStream;
+use futures::stream::{BoxStream, FuturesOrdered};
 use owlmesh_proto::v1::archiver_server::{Archiver, ArchiverServer};
 use owlmesh_proto::v1::{
     ArchiveAck, ArchiveBatch, DataItem, Document, Event, ExportChunk, ExportRequest,
@@ -19,6 +19,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::commit::{Committed, Committer, GroupCommit};
 use crate::error::{ArchiverError, Result};
 use crate::export::{ExportFormat, ExportSpec, export_stream};
 use crate::item::fields_to_proto;
@@ -29,10 +30,13 @@ use crate::store::{
 };
 use crate::validate::{require_job_id, validate_batch, validate_time_range};
 use crate::writers::{ResultWriters, WriterContext};
-use crate::{ArchiverStats, Config, Counter};
+use crate::{ArchiverStats, Config};
 
 /// Acknowledgements an `Archive` stream buffers before it waits for the client to read them.
 const ACK_BUFFER: usize = 16;
+/// Batches of one `Archive` stream being committed at once: a producer's next batches join
+/// the group commit while its earlier ones are still being stored.
+const BATCHES_IN_PROGRESS: usize = 4;
 /// The largest request the server decodes: a generous batch of pages with their fields.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
 
@@ -45,7 +49,7 @@ pub struct ArchiverService {
 #[derive(Debug)]
 struct Inner {
     store: ArchiveStore,
-    writers: ResultWriters,
+    commits: GroupCommit,
     stats: Arc<ArchiverStats>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -81,7 +85,14 @@ impl ArchiverService {
             tasks: tasks.clone(),
             shutdown: shutdown.clone(),
         };
-        let writers = ResultWriters::start(config, &context)?;
+        let writers = Arc::new(ResultWriters::start(config, &context)?);
+        let committer = Committer {
+            store: store.clone(),
+            writers,
+            stats: stats.clone(),
+        };
+        let (commits, committing) = GroupCommit::start(committer, shutdown.clone());
+        tasks.spawn(committing);
         if let Some(max_age) = config.event_retention {
             let policy = RetentionPolicy {
                 max_age,
@@ -92,7 +103,7 @@ impl ArchiverService {
         }
         let inner = Inner {
             store,
-            writers,
+            commits,
             stats,
             _cancel_on_drop: shutdown.clone().drop_guard(),
             shutdown,
@@ -137,13 +148,12 @@ impl ArchiverService {
     #[tracing::instrument(skip_all, fields(batch_id = batch.batch_id, pages = batch.pages.len()))]
     pub async fn archive_batch(&self, batch: ArchiveBatch) -> Result<ArchiveAck> {
         validate_batch(&batch)?;
-        let stored = self.inner.store.store_batch(&batch).await?;
-        let stats = &self.inner.stats;
-        stats.add(Counter::Batches, 1);
-        stats.add(Counter::PagesStored, stored.stored.into());
-        stats.add(Counter::Duplicates, stored.duplicates.into());
-        stats.add(Counter::EventsStored, stored.events_stored.into());
-        self.inner.writers.write(&batch, &stored.new_pages).await;
+        self.commit_valid(batch).await
+    }
+
+    /// Stores and writes a batch that passed validation, and returns its acknowledgement.
+    async fn commit_valid(&self, batch: ArchiveBatch) -> Result<ArchiveAck> {
+        let Committed { batch, stored } = self.inner.commits.commit(batch).await?;
         let duplicate_pages = (0..batch.pages.len())
             .filter(|at| !stored.new_pages.contains(at))
             .map(|at| at as u32)
@@ -156,26 +166,44 @@ impl ArchiverService {
         })
     }
 
-    /// Reads batches until the client closes its side, answering each with an acknowledgement;
-    /// the first failure goes out as the stream's final status.
+    /// Reads batches until the client closes its side, answering each with an acknowledgement
+    /// in the order received; the first failure goes out as the stream's final status. A
+    /// batch that fails validation is answered after the batches before it, and nothing
+    /// after it is read.
     async fn pump_archive_stream(
         self,
         mut incoming: Streaming<ArchiveBatch>,
         acks: mpsc::Sender<Result<ArchiveAck, Status>>,
     ) {
+        let mut in_progress = FuturesOrdered::new();
+        let mut reading = true;
         loop {
-            let batch = match incoming.message().await {
-                Ok(Some(batch)) => batch,
-                Ok(None) => return,
-                Err(status) => {
-                    tracing::debug!(%status, "archive stream broke off");
-                    return;
+            let room = in_progress.len() < BATCHES_IN_PROGRESS;
+            tokio::select! {
+                message = incoming.message(), if reading && room => match message {
+                    Ok(Some(batch)) => {
+                        let service = self.clone();
+                        let valid = validate_batch(&batch);
+                        reading = valid.is_ok();
+                        in_progress.push_back(async move {
+                            valid?;
+                            service.commit_valid(batch).await
+                        });
+                    }
+                    Ok(None) => reading = false,
+                    Err(status) => {
+                        tracing::debug!(%status, "archive stream broke off");
+                        return;
+                    }
+                },
+                Some(reply) = in_progress.next(), if !in_progress.is_empty() => {
+                    let reply = reply.map_err(Status::from);
+                    let failed = reply.is_err();
+                    if acks.send(reply).await.is_err() || failed {
+                        return;
+                    }
                 }
-            };
-            let reply = self.archive_batch(batch).await.map_err(Status::from);
-            let failed = reply.is_err();
-            if acks.send(reply).await.is_err() || failed {
-                return;
+                else => return,
             }
         }
     }

@@ -32,6 +32,7 @@ macro_rules! suite {
 
 suite!(
     same_page_twice_is_stored_once,
+    batches_stored_together_each_learn_their_own_new_pages,
     new_epoch_is_stored_again_and_change_is_recorded,
     several_epochs_in_one_batch_are_compared_in_order,
     events_are_deduplicated_by_id,
@@ -107,6 +108,46 @@ async fn same_page_twice_is_stored_once(store: ArchiveStore) {
     assert_eq!((stored.stored, stored.duplicates), (1, 2));
     assert_eq!(stored.new_pages, vec![0]);
     assert_eq!(all_items(&store, "job", None, 10).await.len(), 2);
+}
+
+async fn batches_stored_together_each_learn_their_own_new_pages(store: ArchiveStore) {
+    let known = batch(
+        1,
+        vec![page("job", "https://a.example/0", 1, "article")],
+        vec![],
+    );
+    store.store_batch(&known).await.unwrap();
+    let first = batch(
+        2,
+        vec![
+            page("job", "https://a.example/2", 1, "article"),
+            page("job", "https://a.example/0", 1, "article"),
+        ],
+        vec![event("e1", "outcome", "job", 1)],
+    );
+    let second = batch(
+        3,
+        vec![
+            page("job", "https://a.example/2", 1, "article"),
+            page("job", "https://a.example/1", 1, "article"),
+        ],
+        vec![
+            event("e1", "outcome", "job", 1),
+            event("e2", "outcome", "job", 2),
+        ],
+    );
+    let group = store.store_batches(&[&first, &second]).await.unwrap();
+    let seen: Vec<_> = group
+        .batches
+        .iter()
+        .map(|stored| (stored.stored, stored.duplicates, stored.new_pages.clone()))
+        .collect();
+    // The page both carry is the first batch's; the one stored before is nobody's.
+    assert_eq!(seen, [(1, 1, vec![0]), (1, 1, vec![1])]);
+    // In the archive's order: sorted by key, so /1 (second batch) before /2 (first batch).
+    assert_eq!(group.new_pages, [(1, 1), (0, 0)]);
+    assert_eq!(group.events_stored, 2);
+    assert_eq!(all_items(&store, "job", None, 10).await.len(), 3);
 }
 
 async fn new_epoch_is_stored_again_and_change_is_recorded(store: ArchiveStore) {

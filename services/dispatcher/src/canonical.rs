@@ -122,20 +122,50 @@ pub fn canonicalize_relative(base: &Url, href: &str) -> Result<CanonicalUrl, Can
     from_parsed(joined, href)
 }
 
+/// Canonicalises a URL parsed already (e.g. a link the scraper resolved), without parsing
+/// it again.
+pub fn canonicalize_url(url: Url) -> Result<CanonicalUrl, CanonicalError> {
+    if !is_web_scheme(&url) {
+        return Err(CanonicalError::UnsupportedScheme {
+            url: url.as_str().to_owned(),
+            scheme: url.scheme().to_owned(),
+        });
+    }
+    Ok(normalized(url))
+}
+
+fn is_web_scheme(url: &Url) -> bool {
+    matches!(url.scheme(), "http" | "https")
+}
+
 /// Applies the rules the `url` crate does not: scheme check, fragment, percent-encoding, query.
-fn from_parsed(mut url: Url, original: &str) -> Result<CanonicalUrl, CanonicalError> {
-    if !matches!(url.scheme(), "http" | "https") {
+fn from_parsed(url: Url, original: &str) -> Result<CanonicalUrl, CanonicalError> {
+    if !is_web_scheme(&url) {
         return Err(CanonicalError::UnsupportedScheme {
             url: original.to_owned(),
             scheme: url.scheme().to_owned(),
         });
     }
-    url.set_fragment(None);
-    let path = normalize_percent_encoding(url.path());
-    url.set_path(&path);
-    let query = url.query().and_then(canonical_query);
-    url.set_query(query.as_deref());
-    Ok(CanonicalUrl(url))
+    Ok(normalized(url))
+}
+
+/// Drops the fragment, normalises percent-encoding and sorts the query. Each setter
+/// re-serialises the URL, so only the parts that change are set.
+fn normalized(mut url: Url) -> CanonicalUrl {
+    if url.fragment().is_some() {
+        url.set_fragment(None);
+    }
+    if url.path().contains('%') {
+        let path = normalize_percent_encoding(url.path());
+        url.set_path(&path);
+    }
+    if let Some(query) = url.query() {
+        let canonical = canonical_query(query);
+        if canonical.as_deref() != Some(query) {
+            url.set_query(canonical.as_deref());
+        }
+    }
+    CanonicalUrl(url)
 }
 
 /// Normalises each parameter and sorts them by key, then value; `None` when nothing is left.

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use owlmesh_dispatcher::canonical::canonicalize_url;
 use owlmesh_proto::v1::{
     Document, FieldRule, FieldValue, Handler, JobSpec, StringList, field_value,
 };
@@ -55,8 +56,8 @@ pub struct Extraction {
     /// on a name clash). A single field with no match is absent; a list field is present,
     /// maybe empty.
     pub fields: HashMap<String, FieldValue>,
-    /// Links the follow rules allow: absolute, http(s), without fragment, each once, in
-    /// document order.
+    /// Links the follow rules allow: absolute, http(s), in the frontier's canonical form
+    /// (no fragment, sorted query), each once, in document order.
     pub links: Vec<String>,
     /// Linked or embedded documents of the wanted types, each once, on any host.
     pub documents: Vec<Document>,
@@ -221,6 +222,8 @@ impl CompiledJob {
             .filter(|href| !href.trim_start().starts_with('#'))
             .filter_map(|href| resolve(base, href))
             .filter(|url| self.follow.allows(url))
+            // The frontier's spelling: the dispatcher recognises links it holds by their text.
+            .filter_map(|url| canonicalize_url(url).ok())
             .map(String::from)
             .filter(|url| seen.insert(url.clone()))
             .collect()

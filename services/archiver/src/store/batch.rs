@@ -1,15 +1,16 @@
-//! Storing one batch in one transaction: multi-row inserts that skip rows already stored
-//! (`ON CONFLICT DO NOTHING`), then change detection for the pages that were new.
+//! Storing batches in one transaction: multi-row inserts that skip rows already stored
+//! (`ON CONFLICT DO NOTHING`), then change detection for the pages that were new. Several
+//! batches (from several producers) may share a transaction: that is the archiver's group
+//! commit, and each batch still learns which of its own pages were new.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use owlmesh_proto::v1::{ArchiveBatch, Event, PageRecord};
 
-use super::StoredBatch;
 use super::backend::{Backend, Param, Statement, WriteTransaction};
+use super::{StoredBatch, StoredGroup};
 use crate::error::{ArchiverError, Result};
 use crate::item::borrow_fields;
-
 /// Rows per multi-row insert; with at most 8 columns this stays far below the bound-parameter
 /// limits of SQLite (32766) and PostgreSQL (65535).
 const ROWS_PER_STATEMENT: usize = 512;
@@ -34,9 +35,12 @@ const INSERT_EVENTS: &str = "INSERT INTO events \
     (event_id, kind, job_id, url, at_ms, source, message, attributes) VALUES ";
 const INSERT_EVENTS_END: &str = " ON CONFLICT (event_id) DO NOTHING";
 
-/// A page ready to insert: borrowed from the batch, with its fields rendered as JSON.
+/// A page's place in a group of batches: (batch, position in its pages).
+type Position = (usize, usize);
+
+/// A page ready to insert: borrowed from its batch, with its fields rendered as JSON.
 struct PageRow<'a> {
-    position: usize,
+    position: Position,
     key: (&'a str, &'a str, i64),
     page: &'a PageRecord,
     fields: String,
@@ -51,23 +55,33 @@ struct InsertedPage {
     epoch: i64,
 }
 
-/// Stores `batch` in one transaction; see [`super::ArchiveStore::store_batch`].
-pub(super) async fn store_batch(backend: &Backend, batch: &ArchiveBatch) -> Result<StoredBatch> {
-    let rows = page_rows(batch)?;
+/// Stores `batches` in one transaction; see [`super::ArchiveStore::store_batches`].
+pub(super) async fn store_batches(
+    backend: &Backend,
+    batches: &[&ArchiveBatch],
+) -> Result<StoredGroup> {
+    let rows = page_rows(batches)?;
     let mut transaction = backend.begin_write().await?;
     let inserted = insert_pages(&mut transaction, &rows).await?;
     let ids: Vec<i64> = inserted.iter().map(|&(id, _)| id).collect();
     mark_changes(&mut transaction, &ids).await?;
-    let new_pages: Vec<usize> = inserted.into_iter().map(|(_, at)| at).collect();
-    insert_documents(&mut transaction, batch, &new_pages).await?;
-    let events_stored = insert_events(&mut transaction, &batch.events).await?;
+    let new_pages: Vec<Position> = inserted.into_iter().map(|(_, at)| at).collect();
+    insert_documents(&mut transaction, batches, &new_pages).await?;
+    let events = batches.iter().flat_map(|batch| &batch.events);
+    let events_stored = insert_events(&mut transaction, events).await?;
     transaction.commit().await?;
-    let stored = count(new_pages.len());
-    Ok(StoredBatch {
-        stored,
-        duplicates: count(batch.pages.len()).saturating_sub(stored),
-        events_stored: u32::try_from(events_stored).unwrap_or(u32::MAX),
+    let mut stored: Vec<StoredBatch> = vec![StoredBatch::default(); batches.len()];
+    for &(batch, position) in &new_pages {
+        stored[batch].new_pages.push(position);
+    }
+    for (outcome, batch) in stored.iter_mut().zip(batches) {
+        outcome.stored = count(outcome.new_pages.len());
+        outcome.duplicates = count(batch.pages.len()).saturating_sub(outcome.stored);
+    }
+    Ok(StoredGroup {
+        batches: stored,
         new_pages,
+        events_stored,
     })
 }
 
@@ -75,13 +89,19 @@ fn count(length: usize) -> u32 {
     u32::try_from(length).unwrap_or(u32::MAX)
 }
 
-/// The batch's pages as rows, without repeats of a key within the batch.
-fn page_rows(batch: &ArchiveBatch) -> Result<Vec<PageRow<'_>>> {
-    let mut seen = HashSet::with_capacity(batch.pages.len());
-    let mut rows = Vec::with_capacity(batch.pages.len());
-    for (position, page) in batch.pages.iter().enumerate() {
+/// The batches' pages as rows, without repeats of a key: the first of them is stored, the
+/// others are duplicates.
+fn page_rows<'a>(batches: &[&'a ArchiveBatch]) -> Result<Vec<PageRow<'a>>> {
+    let pages = batches.iter().map(|batch| batch.pages.len()).sum();
+    let mut seen = HashSet::with_capacity(pages);
+    let mut rows = Vec::with_capacity(pages);
+    let positioned = batches.iter().enumerate().flat_map(|(index, batch)| {
+        let pages = batch.pages.iter().enumerate();
+        pages.map(move |(position, page)| ((index, position), page))
+    });
+    for (position, page) in positioned {
         let epoch = i64::try_from(page.epoch).map_err(|_| {
-            ArchiverError::invalid(format!("pages[{position}].epoch"), "must be below 2^63")
+            ArchiverError::invalid(format!("pages[{}].epoch", position.1), "must be below 2^63")
         })?;
         let key = (page.job_id.as_str(), page.url.as_str(), epoch);
         if !seen.insert(key) {
@@ -101,12 +121,12 @@ fn page_rows(batch: &ArchiveBatch) -> Result<Vec<PageRow<'_>>> {
     Ok(rows)
 }
 
-/// Inserts the pages whose key is new; returns their ids and positions in the batch, in the
-/// order of the ids.
+/// Inserts the pages whose key is new; returns their ids and positions, in the order of the
+/// ids.
 async fn insert_pages(
     transaction: &mut WriteTransaction,
     rows: &[PageRow<'_>],
-) -> Result<Vec<(i64, usize)>> {
+) -> Result<Vec<(i64, Position)>> {
     let mut inserted = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut statement = Statement::new(INSERT_PAGES);
@@ -158,11 +178,14 @@ async fn mark_changes(transaction: &mut WriteTransaction, ids: &[i64]) -> Result
 /// the job keeps its first `found_on`.
 async fn insert_documents(
     transaction: &mut WriteTransaction,
-    batch: &ArchiveBatch,
-    new_pages: &[usize],
+    batches: &[&ArchiveBatch],
+    new_pages: &[Position],
 ) -> Result<()> {
     let mut documents = BTreeMap::new();
-    for page in new_pages.iter().filter_map(|&at| batch.pages.get(at)) {
+    let pages = new_pages
+        .iter()
+        .filter_map(|&(batch, at)| batches.get(batch)?.pages.get(at));
+    for page in pages {
         for document in &page.documents {
             let found_on = match document.found_on.as_str() {
                 "" => page.url.as_str(),
@@ -195,10 +218,12 @@ async fn insert_documents(
 }
 
 /// Inserts the events whose id is new; returns how many.
-async fn insert_events(transaction: &mut WriteTransaction, events: &[Event]) -> Result<u64> {
-    let mut seen = HashSet::with_capacity(events.len());
+async fn insert_events<'a>(
+    transaction: &mut WriteTransaction,
+    events: impl Iterator<Item = &'a Event>,
+) -> Result<u64> {
+    let mut seen = HashSet::new();
     let unique: Vec<&Event> = events
-        .iter()
         .filter(|event| seen.insert(event.id.as_str()))
         .collect();
     let attributes = unique

@@ -46,6 +46,17 @@ pub struct StoredBatch {
     pub new_pages: Vec<usize>,
 }
 
+/// What storing several batches in one transaction did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredGroup {
+    /// What each batch stored, in the order given; `events_stored` is left at 0.
+    pub batches: Vec<StoredBatch>,
+    /// The pages newly stored, as (batch, position in its pages), in the archive's order.
+    pub new_pages: Vec<(usize, usize)>,
+    /// Events newly stored, over all the batches.
+    pub events_stored: u64,
+}
+
 /// Where a paged query resumes: opaque to clients, the id of the last row returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PageToken(i64);
@@ -209,7 +220,17 @@ impl ArchiveStore {
     /// Stores a batch's pages, their documents and the batch's events in one transaction.
     /// Pages and events already stored are skipped, so redelivering a batch is harmless.
     pub async fn store_batch(&self, batch: &ArchiveBatch) -> Result<StoredBatch> {
-        batch::store_batch(&self.backend, batch).await
+        let group = batch::store_batches(&self.backend, &[batch]).await?;
+        let mut stored = group.batches.into_iter().next().unwrap_or_default();
+        stored.events_stored = u32::try_from(group.events_stored).unwrap_or(u32::MAX);
+        Ok(stored)
+    }
+
+    /// Stores several batches in one transaction, as [`Self::store_batch`] stores one. A
+    /// page repeated across the batches is stored for the first and a duplicate for the
+    /// others.
+    pub async fn store_batches(&self, batches: &[&ArchiveBatch]) -> Result<StoredGroup> {
+        batch::store_batches(&self.backend, batches).await
     }
 
     /// A page of a job's data items, oldest first.

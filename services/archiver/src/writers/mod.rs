@@ -8,7 +8,7 @@ mod webhook;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use owlmesh_proto::v1::{ArchiveBatch, PageRecord};
+use owlmesh_proto::v1::PageRecord;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -62,12 +62,12 @@ impl ResultWriters {
         })
     }
 
-    /// Hands the new pages of a committed batch (positions in `batch.pages`) to every writer;
-    /// pages without a handler are not data items and are skipped.
-    pub async fn write(&self, batch: &ArchiveBatch, new_pages: &[usize]) {
-        let items: Vec<&PageRecord> = new_pages
+    /// Hands newly stored pages to every writer; pages without a handler are not data items
+    /// and are skipped.
+    pub async fn write_items(&self, pages: &[&PageRecord]) {
+        let items: Vec<&PageRecord> = pages
             .iter()
-            .filter_map(|&position| batch.pages.get(position))
+            .copied()
             .filter(|page| !page.handler.is_empty())
             .collect();
         if items.is_empty() {

@@ -47,10 +47,20 @@ pub(super) async fn add_urls(
     let admitted = admit(&mut tx, job, &candidates, Admission::Queued, now).await?;
     ledger.close(&mut tx, now).await?;
     tx.commit().await?;
-    Ok(admitted)
+    Ok(admitted.new)
 }
 
-/// Admits the candidates the job's limits allow and has not seen; returns how many were new.
+/// What an admission did.
+#[derive(Debug, Default)]
+pub(super) struct Admitted {
+    /// URLs new to the job.
+    pub(super) new: u64,
+    /// Fingerprints the job holds once the transaction commits (new or seen before), for
+    /// the memory of known URLs.
+    pub(super) held: Vec<u64>,
+}
+
+/// Admits the candidates the job's limits allow and has not seen.
 ///
 /// The job must be locked by the caller's transaction: its `admitted` count is the budget, and
 /// its counters are updated here.
@@ -60,9 +70,9 @@ pub(super) async fn admit(
     candidates: &[Candidate<'_>],
     admission: Admission,
     now: i64,
-) -> Result<u64> {
+) -> Result<Admitted> {
     if job.state.is_final() {
-        return Ok(0);
+        return Ok(Admitted::default());
     }
     let mut batch = within_depth(job, candidates);
     if admission == Admission::Queued && job.max_pages > 0 {
@@ -74,8 +84,9 @@ pub(super) async fn admit(
         }
     }
     if batch.is_empty() {
-        return Ok(0);
+        return Ok(Admitted::default());
     }
+    let held = batch.iter().map(|c| c.key.fingerprint).collect();
     let ranks = match admission {
         Admission::Queued => rank(tx, &job.id, &batch).await?,
         Admission::Redirect => vec![0; batch.len()],
@@ -114,7 +125,7 @@ pub(super) async fn admit(
         job.counts.admitted += count;
         job.counts.queued += count;
     }
-    Ok(new)
+    Ok(Admitted { new, held })
 }
 
 /// The candidates within the job's depth limit, each fingerprint once.

@@ -7,6 +7,7 @@ use owlmesh_proto::v1::OutcomeStatus;
 
 use super::admit::{Admission, Candidate, admit};
 use super::error::Result;
+use super::known::KnownUrls;
 use super::ledger::{Counts, Ledger};
 use super::model::{Completion, CompletionReport, UrlState};
 use super::store::{FrontierPool, Statement, Tx};
@@ -88,6 +89,7 @@ impl Verdict {
 /// Settles a batch of outcomes; see [`super::Frontier::complete`].
 pub(super) async fn complete(
     pool: &FrontierPool,
+    known: &KnownUrls,
     completions: &[Completion],
     now: i64,
 ) -> Result<CompletionReport> {
@@ -128,15 +130,21 @@ pub(super) async fn complete(
         tx.execute(Statement::new(tx.sql().settle_urls).text(&rows))
             .await?;
     }
+    let mut held = Vec::new();
     for (job_id, found) in found {
         if let Some(job) = ledger.get_mut(&job_id) {
             // Redirect steps first: a page linking to where it redirected is not queued again.
-            admit(&mut tx, job, &found.redirects, Admission::Redirect, now).await?;
-            report.admitted += admit(&mut tx, job, &found.links, Admission::Queued, now).await?;
+            let redirects = admit(&mut tx, job, &found.redirects, Admission::Redirect, now).await?;
+            let links = admit(&mut tx, job, &found.links, Admission::Queued, now).await?;
+            report.admitted += links.new;
+            held.push((job_id, [redirects.held, links.held].concat()));
         }
     }
     report.finished_jobs = ledger.close(&mut tx, now).await?;
     tx.commit().await?;
+    for (job_id, fingerprints) in held {
+        known.remember(&job_id, &fingerprints);
+    }
     Ok(report)
 }
 

@@ -42,6 +42,7 @@ mod claim;
 mod complete;
 mod error;
 mod jobs;
+mod known;
 mod leases;
 mod ledger;
 mod model;
@@ -52,6 +53,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use claim::CLAIM_SCAN_FACTOR;
@@ -59,12 +61,14 @@ pub use complete::{
     BACKOFF_BASE_MS, BACKOFF_CAP_MS, RETRY_AFTER_CAP_MS, backoff_ms, retry_delay_ms,
 };
 pub use error::{FrontierError, Result};
+pub use known::KNOWN_URLS_CAPACITY;
 pub use model::{
     ClaimRequest, Claimed, Completion, CompletionReport, EpochStart, HostFilter, JobDepth,
     JobRecord, JobState, NewJob, NewUrl, Progress, QueueDepth, UrlKey, UrlRecord, UrlState,
 };
 pub use store::{Backend, is_postgres_url};
 
+use known::KnownUrls;
 use leases::Leases;
 use store::FrontierPool;
 
@@ -101,17 +105,22 @@ pub fn now_ms() -> i64 {
         })
 }
 
-/// The frontier store: a cheap handle to its connection pools.
+/// The frontier store: a cheap handle to its connection pools and its memory of the URLs
+/// each job already holds.
 #[derive(Debug, Clone)]
 pub struct Frontier {
     pool: FrontierPool,
+    known: Arc<KnownUrls>,
 }
 
 impl Frontier {
     /// Connects and brings the schema up to date (creating the SQLite file if needed).
     pub async fn connect(config: &FrontierConfig) -> Result<Self> {
         let pool = FrontierPool::connect(&config.database_url, config.max_connections).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            known: Arc::new(KnownUrls::new(KNOWN_URLS_CAPACITY)),
+        })
     }
 
     /// Which database this frontier lives in.
@@ -181,7 +190,14 @@ impl Frontier {
         completions: &[Completion],
         now_ms: i64,
     ) -> Result<CompletionReport> {
-        complete::complete(&self.pool, completions, now_ms).await
+        complete::complete(&self.pool, &self.known, completions, now_ms).await
+    }
+
+    /// Whether this process knows the job's frontier to hold the URL with this fingerprint
+    /// (because it stored it): such a link can be dropped without asking the database. A
+    /// `false` says nothing.
+    pub fn holds(&self, job_id: &str, fingerprint: u64) -> bool {
+        self.known.contains(job_id, fingerprint)
     }
 
     /// Queues again every URL whose lease expired by `now_ms`; returns how many.

@@ -277,6 +277,33 @@ async fn max_depth_drops_deeper_links() {
 }
 
 #[tokio::test]
+async fn the_frontier_remembers_the_links_it_stored_but_not_those_it_dropped() {
+    each_backend(async |_, frontier| {
+        let mut shallow = spec(&["http://a/"]);
+        shallow.max_depth = 1;
+        let job = create(&frontier, &shallow).await;
+        let fingerprint = |url: &str| key(url).fingerprint;
+
+        let seed = frontier.claim(&claim_all(NOW)).await.unwrap();
+        let mut done = outcome(&seed[0], OutcomeStatus::Done);
+        done.links = keys(&["http://a/1", "http://a/2"]);
+        frontier.complete(&[done], NOW).await.unwrap();
+        assert!(frontier.holds(&job.id, fingerprint("http://a/1")));
+        assert!(frontier.holds(&job.id, fingerprint("http://a/2")));
+        assert!(!frontier.holds("another-job", fingerprint("http://a/1")));
+
+        // Links past max_depth are not stored, so they are not remembered either: found
+        // again at a shallower depth, they must still reach the database.
+        let first = frontier.claim(&claim_all(NOW)).await.unwrap();
+        let mut done = outcome(&first[0], OutcomeStatus::Done);
+        done.links = keys(&["http://a/too-deep"]);
+        frontier.complete(&[done], NOW).await.unwrap();
+        assert!(!frontier.holds(&job.id, fingerprint("http://a/too-deep")));
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn claim_then_complete_keeps_counts() {
     each_backend(async |_, frontier| {
         let seeds = ["http://a/1", "http://b/1", "http://c/1", "http://d/1"];

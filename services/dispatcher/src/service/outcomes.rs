@@ -12,6 +12,7 @@ use owlmesh_proto::v1::{Outcome, OutcomeStatus};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
+use xxhash_rust::xxh3::xxh3_64;
 
 use super::Dispatcher;
 use super::sessions::Delivered;
@@ -111,7 +112,14 @@ async fn completion(dispatcher: &Dispatcher, outcome: &Outcome) -> Completion {
         .await
     {
         Ok(job) => {
-            completion.links = url_keys(&outcome.links, Some(&job.rules));
+            // Scrapers send links in canonical form, so a link's fingerprint is the hash of
+            // its text: the ones the frontier is known to hold go no further.
+            let frontier = &dispatcher.frontier;
+            let unknown = outcome
+                .links
+                .iter()
+                .filter(|link| !frontier.holds(&outcome.job_id, xxh3_64(link.as_bytes())));
+            completion.links = url_keys(unknown, Some(&job.rules));
             completion.redirects = url_keys(&outcome.redirects, None);
         }
         Err(error) => warn!(job = %outcome.job_id, %error, "links dropped: unknown job"),
@@ -120,8 +128,11 @@ async fn completion(dispatcher: &Dispatcher, outcome: &Outcome) -> Completion {
 }
 
 /// Canonical keys of `urls`, keeping only the ones the job's rules allow (when given).
-fn url_keys(urls: &[String], rules: Option<&CompiledRules>) -> Vec<UrlKey> {
-    let mut keys = Vec::with_capacity(urls.len());
+fn url_keys<'a>(
+    urls: impl IntoIterator<Item = &'a String>,
+    rules: Option<&CompiledRules>,
+) -> Vec<UrlKey> {
+    let mut keys = Vec::new();
     for url in urls {
         let Ok(canonical) = canonicalize(url) else {
             continue;
