@@ -137,7 +137,9 @@ impl ArchiverService {
     #[tracing::instrument(skip_all, fields(batch_id = batch.batch_id, pages = batch.pages.len()))]
     pub async fn archive_batch(&self, batch: ArchiveBatch) -> Result<ArchiveAck> {
         validate_batch(&batch)?;
+        let spans = crate::trace::page_spans(&batch);
         let stored = self.inner.store.store_batch(&batch).await?;
+        crate::trace::stored(&spans, &stored.new_pages);
         let stats = &self.inner.stats;
         stats.add(Counter::Batches, 1);
         stats.add(Counter::PagesStored, stored.stored.into());
