@@ -54,6 +54,9 @@ pub fn of(span: &Span) -> TraceContext {
 
 /// The context of the current span (see [`of`]).
 pub fn current() -> TraceContext {
+    if !is_enabled() {
+        return TraceContext::new();
+    }
     of(&Span::current())
 }
 

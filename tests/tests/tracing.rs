@@ -4,11 +4,10 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use owlmesh_tests::{SiteConfig, TestSite};
 use support::collector::{ReceivedSpan, TestCollector};
-use support::eventually;
 use support::job::CatalogueJob;
 use support::mesh::{TestMesh, Topology};
 
@@ -66,6 +65,32 @@ fn page_trace(spans: &[ReceivedSpan], url: &str) -> Option<Vec<ReceivedSpan>> {
     complete.then_some(trace)
 }
 
+/// Waits until the collector holds the whole trace of `url`; fails with what it holds.
+async fn wait_for_trace(collector: &TestCollector, url: &str) -> Vec<ReceivedSpan> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let spans = collector.spans();
+        if let Some(trace) = page_trace(&spans, url) {
+            return trace;
+        }
+        if Instant::now() > deadline {
+            let seen: Vec<String> = spans
+                .iter()
+                .map(|span| {
+                    let url = span.attribute("url");
+                    let parent = &span.parent_span_id;
+                    format!(
+                        "{} {} {url} trace {} parent {parent}",
+                        span.service, span.name, span.trace_id
+                    )
+                })
+                .collect();
+            panic!("no whole trace of {url} after 20s; the collector has {seen:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_page_is_one_trace_across_dispatcher_scraper_and_archiver() {
     let collector = TestCollector::start().await.unwrap();
@@ -90,17 +115,7 @@ async fn one_page_is_one_trace_across_dispatcher_scraper_and_archiver() {
     mesh.wait_done(&id, Duration::from_secs(60)).await.unwrap();
 
     let url = site.product_url(3);
-    eventually(
-        Duration::from_secs(20),
-        "the page's spans reach the collector",
-        || {
-            let spans = collector.spans();
-            let found = page_trace(&spans, &url).is_some();
-            async move { found }
-        },
-    )
-    .await;
-    let trace = page_trace(&collector.spans(), &url).unwrap();
+    let trace = wait_for_trace(&collector, &url).await;
 
     // dispatch (dispatcher) → scrape (scraper) → fetch, extract (scraper),
     //                                          → archive (archiver)

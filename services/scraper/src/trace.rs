@@ -50,7 +50,7 @@ pub(crate) fn finish(span: &Span, outcome: &mut Outcome) {
 
 /// A `fetch` span under the current `scrape` span, if there is one.
 pub(crate) fn fetch_span(url: &Url) -> Span {
-    if Span::current().is_none() {
+    if !trace_context::is_enabled() || Span::current().is_none() {
         return Span::none();
     }
     info_span!(
@@ -84,7 +84,7 @@ pub(crate) fn fetched(span: &Span, result: &FetchResult) {
 
 /// An `extract` span under the current `scrape` span, if there is one.
 pub(crate) fn extract_span() -> Span {
-    if Span::current().is_none() {
+    if !trace_context::is_enabled() || Span::current().is_none() {
         return Span::none();
     }
     info_span!(
