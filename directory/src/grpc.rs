@@ -1,5 +1,6 @@
 //! The gRPC server every owlmesh service runs: its own services, plus `grpc.health.v1` and
-//! server reflection (v1 and v1alpha) so `grpcurl list` and `describe` work everywhere.
+//! server reflection (v1 and v1alpha) so `grpcurl list` and `describe` work everywhere, and
+//! the caller's trace continued on every call that carries one.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -133,6 +134,7 @@ impl GrpcServer {
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
+            .layer(crate::trace_layer::layer())
             .add_routes(self.routes.routes())
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
             .await?;

@@ -7,6 +7,8 @@
 //!   [`client::FailoverChannel`] and [`client::ChannelPool`].
 //! - [`grpc::GrpcServer`] is the server every service runs, with health and reflection.
 //! - [`ring::HashRouter`] is the consistent-hash ring, the same code in every process.
+//! - [`trace_context`] carries W3C trace context across the mesh, in call metadata and in
+//!   the messages that carry work; [`trace_layer`] continues it on every server.
 
 pub mod client;
 mod error;
@@ -16,6 +18,8 @@ pub mod registry;
 pub mod ring;
 mod server;
 pub mod telemetry;
+pub mod trace_context;
+pub mod trace_layer;
 mod validate;
 
 pub use error::{DirectoryError, Result};

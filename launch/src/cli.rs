@@ -16,6 +16,8 @@ pub(crate) const DEFAULT_DIRECTORY_LISTEN: &str = owlmesh_directory::DEFAULT_DIR
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) log: LogOptions,
+    #[command(flatten)]
+    pub(crate) trace: crate::telemetry::TraceOptions,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -45,6 +47,24 @@ pub(crate) enum Command {
     Route(RouteOptions),
     /// Fetch one page and print what a job's handlers extract, without archiving.
     Try(TryOptions),
+}
+
+impl Command {
+    /// What the process is, for its `service.name` (owlmesh-KIND): a service's kind, `up`
+    /// for the launcher, `cli` for the commands that talk to a running mesh.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Self::Directory(_) => "directory",
+            Self::Dispatcher(_) => "dispatcher",
+            Self::Scraper(_) => "scraper",
+            Self::Archiver(_) => "archiver",
+            Self::Monitoring(_) => "monitoring",
+            Self::Up(_) => "up",
+            Self::Job(_) | Self::Export(_) | Self::Services(_) | Self::Route(_) | Self::Try(_) => {
+                "cli"
+            }
+        }
+    }
 }
 
 /// Options of every command that talks to a running mesh.

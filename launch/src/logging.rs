@@ -1,12 +1,28 @@
 //! Tracing set-up: human-readable lines by default, JSON on request, always on stderr so
-//! stdout stays for results and bound addresses.
+//! stdout stays for results and bound addresses; plus, when an OTLP endpoint is set, an
+//! OpenTelemetry layer that exports the mesh's spans (see `crate::telemetry`).
+//!
+//! The two layers filter apart: `--log` chooses log lines, while the OpenTelemetry layer
+//! takes the per-URL spans (target `owlmesh::trace`) and warnings, whatever the log level.
+//! Those spans carry a `trace_id` field, so log lines inside them name their trace.
 
-use tracing_subscriber::EnvFilter;
+use owlmesh_directory::trace_context::TARGET;
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::cli::{LogFormat, LogOptions};
+use crate::telemetry::{Exporter, TraceOptions};
 
-/// Installs the global subscriber.
-pub(crate) fn init(options: &LogOptions) {
+/// Installs the global subscriber for a process of `kind`; returns the exporter to shut
+/// down at exit, if the process exports traces.
+pub(crate) fn init(
+    options: &LogOptions,
+    trace: &TraceOptions,
+    kind: &str,
+) -> anyhow::Result<Option<Exporter>> {
     let filter = EnvFilter::try_new(&options.log).unwrap_or_else(|error| {
         eprintln!(
             "warning: --log {:?} is not a filter ({error}); using info",
@@ -14,11 +30,29 @@ pub(crate) fn init(options: &LogOptions) {
         );
         EnvFilter::new("info")
     });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match options.log_format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match options.log_format {
+        LogFormat::Human => logs.boxed(),
+        LogFormat::Json => logs.json().boxed(),
+    };
+    let (exporter, spans) = match trace.export_config(kind).map_err(anyhow::Error::msg)? {
+        Some(config) => {
+            let (exporter, tracer) = Exporter::start(&config)?;
+            let spans = tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_tracked_inactivity(false)
+                .with_filter(
+                    Targets::new()
+                        .with_target(TARGET, Level::TRACE)
+                        .with_default(Level::WARN),
+                );
+            (Some(exporter), Some(spans))
+        }
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(spans)
+        .init();
+    Ok(exporter)
 }

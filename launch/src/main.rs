@@ -6,6 +6,7 @@ mod demo;
 mod logging;
 mod mesh;
 mod shutdown;
+mod telemetry;
 
 use std::process::ExitCode;
 
@@ -21,7 +22,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(&cli.log);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -29,7 +29,20 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    // Inside the runtime: the trace exporter's gRPC channel lives there.
+    let exporter =
+        match runtime.block_on(async { logging::init(&cli.log, &cli.trace, cli.command.kind()) }) {
+            Ok(exporter) => exporter,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+    let result = runtime.block_on(run(cli.command, cli.trace));
+    if let Some(exporter) = exporter {
+        exporter.shutdown();
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -38,14 +51,14 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
+async fn run(command: Command, trace: telemetry::TraceOptions) -> anyhow::Result<()> {
     match command {
         Command::Directory(options) => commands::directory::run(options).await,
         Command::Dispatcher(options) => commands::dispatcher::run(options).await,
         Command::Scraper(options) => commands::scraper::run(options).await,
         Command::Archiver(options) => commands::archiver::run(options).await,
         Command::Monitoring(options) => commands::monitoring::run(options).await,
-        Command::Up(options) => commands::up::run(options).await,
+        Command::Up(options) => commands::up::run(options, trace).await,
         Command::Job(options) => commands::job::run(options).await,
         Command::Export(options) => commands::export::run(options).await,
         Command::Services(options) => commands::services::services(options).await,

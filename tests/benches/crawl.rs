@@ -4,7 +4,9 @@
 //! memory.
 //!
 //! Run with `cargo build --release -p owlmesh && cargo bench -p owlmesh-tests --bench crawl`
-//! (`CRAWL_PAGES=N` changes the site's size).
+//! (`CRAWL_PAGES=N` changes the site's size). `CRAWL_TRACE_RATIO=R` (e.g. 0.1, or 1 for
+//! every page) turns tracing on: every process exports its spans over OTLP to a test
+//! collector in this process, sampling a fraction R of the URLs.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -16,6 +18,7 @@ use owlmesh_proto::v1::telemetry_client::TelemetryClient;
 use owlmesh_proto::v1::{GetStatsRequest, Histogram};
 use owlmesh_tests::{SiteConfig, TestSite};
 use support::OwlmeshProcess;
+use support::collector::TestCollector;
 use support::job::CatalogueJob;
 use support::mesh::{TestMesh, Topology};
 
@@ -36,7 +39,22 @@ async fn main() -> anyhow::Result<()> {
         scrapers: 3,
         archivers: 2,
     };
-    let mesh = TestMesh::start(topology, &[]).await?;
+    let collector = match std::env::var("CRAWL_TRACE_RATIO") {
+        Ok(ratio) => Some((TestCollector::start().await?, ratio)),
+        Err(_) => None,
+    };
+    let endpoint = collector
+        .as_ref()
+        .map(|(collector, _)| collector.endpoint());
+    let environment: Vec<(&str, &str)> = match (&collector, &endpoint) {
+        (Some((_, ratio)), Some(endpoint)) => vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", ratio.as_str()),
+        ],
+        _ => Vec::new(),
+    };
+    let mesh = TestMesh::start_with_environment(topology, &[], &[], &environment).await?;
     let job = CatalogueJob {
         max_retries: 2,
         concurrency_per_host: 32,
@@ -44,6 +62,12 @@ async fn main() -> anyhow::Result<()> {
     };
     let job = job.toml(&site.seeds(), &site.hosts());
     println!("crawl benchmark: {pages} products over 4 hosts; the mesh is {topology:?}");
+    match &collector {
+        Some((_, ratio)) => {
+            println!("tracing on: sampling ratio {ratio}, OTLP to a test collector")
+        }
+        None => println!("tracing off"),
+    }
 
     let started = Instant::now();
     let id = mesh.submit(&job).await?;
@@ -76,6 +100,12 @@ async fn main() -> anyhow::Result<()> {
         println!("  {name:<14} {:>8.1} MiB", peak as f64 / 1024.0);
     }
     println!("  {:<14} {:>8.1} MiB", "all", total as f64 / 1024.0);
+    if let Some((collector, _)) = &collector {
+        println!(
+            "spans received so far        {:>10}",
+            collector.spans().len()
+        );
+    }
     site.stop().await;
     Ok(())
 }

@@ -4,8 +4,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use owlmesh_directory::trace_context::{self, TARGET};
 use owlmesh_proto::v1::{Job, JobRequest, ListJobsRequest, SubmitJobRequest};
 use serde_json::json;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use crate::cli::{JobCommand, JobOptions};
 use crate::mesh::Mesh;
@@ -56,12 +59,19 @@ pub(crate) async fn submit_spec(
     mesh: &Mesh,
     spec: owlmesh_proto::v1::JobSpec,
 ) -> anyhow::Result<String> {
+    // Traced as one call: the dispatcher's `rpc` span continues this one.
+    let span =
+        tracing::info_span!(target: TARGET, "submit_job", name = %spec.name, trace_id = Empty);
+    trace_context::record_trace_id(&span);
     mesh.with_dispatcher(|mut dispatcher| {
-        let request = SubmitJobRequest {
-            spec: Some(spec.clone()),
-        };
+        let request = span.in_scope(|| {
+            trace_context::request(SubmitJobRequest {
+                spec: Some(spec.clone()),
+            })
+        });
         async move { Ok(dispatcher.submit_job(request).await?.into_inner().id) }
     })
+    .instrument(span.clone())
     .await
 }
 

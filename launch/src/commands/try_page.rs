@@ -1,10 +1,13 @@
 //! `owlmesh try URL --job FILE`: fetch one page through a scraper and show what the job's
 //! handlers extract, without archiving anything. For writing job specs.
 
+use owlmesh_directory::trace_context::{self, TARGET};
 use owlmesh_proto::v1::TryRequest;
 use owlmesh_proto::v1::field_value::Value;
 use owlmesh_proto::v1::scraper_client::ScraperClient;
 use serde_json::json;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use crate::cli::TryOptions;
 use crate::mesh::{Mesh, status_error};
@@ -17,12 +20,18 @@ pub(crate) async fn run(options: TryOptions) -> anyhow::Result<()> {
     let scraper = scrapers
         .first()
         .ok_or_else(|| anyhow::anyhow!("no scraper is running in the mesh"))?;
-    let request = TryRequest {
-        url: options.url.clone(),
-        spec: Some(spec),
-    };
+    // Traced as one call: the scraper's `rpc` span continues this one.
+    let span = tracing::info_span!(target: TARGET, "try", url = %options.url, trace_id = Empty);
+    trace_context::record_trace_id(&span);
+    let request = span.in_scope(|| {
+        trace_context::request(TryRequest {
+            url: options.url.clone(),
+            spec: Some(spec),
+        })
+    });
     let answer = ScraperClient::new(mesh.channel(scraper)?)
         .r#try(request)
+        .instrument(span)
         .await
         .map_err(status_error)?
         .into_inner();

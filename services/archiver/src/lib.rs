@@ -21,6 +21,7 @@ mod node;
 pub mod retention;
 mod service;
 pub mod store;
+mod trace;
 mod validate;
 pub mod writers;
 

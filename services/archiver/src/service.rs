@@ -153,7 +153,9 @@ impl ArchiverService {
 
     /// Stores and writes a batch that passed validation, and returns its acknowledgement.
     async fn commit_valid(&self, batch: ArchiveBatch) -> Result<ArchiveAck> {
+        let spans = crate::trace::page_spans(&batch);
         let Committed { batch, stored } = self.inner.commits.commit(batch).await?;
+        crate::trace::stored(&spans, &stored.new_pages);
         let duplicate_pages = (0..batch.pages.len())
             .filter(|at| !stored.new_pages.contains(at))
             .map(|at| at as u32)

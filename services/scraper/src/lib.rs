@@ -27,6 +27,7 @@ pub mod robots;
 mod service;
 mod session;
 mod telemetry;
+mod trace;
 mod try_page;
 mod worker;
 

@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 
 use owlmesh_directory::client::{ArchiveOutbox, Archived};
 use owlmesh_directory::registry::unix_ms;
+use owlmesh_directory::trace_context;
 use owlmesh_dispatcher::canonical::canonicalize;
 use owlmesh_proto::v1::{Assignment, Outcome, OutcomeStatus, PageRecord};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::warn;
+use tracing::{Instrument, warn};
 use url::Url;
 
 use crate::fetch::{FetchError, FetchFailure};
@@ -22,6 +23,7 @@ use crate::jobs::Job;
 use crate::page::{Crawler, Page, Refusal, back_off_of};
 use crate::politeness::host_key;
 use crate::telemetry::Counters;
+use crate::trace;
 
 /// Times a page is handed to the archive outbox before it is given up.
 const ARCHIVE_ATTEMPTS: u32 = 5;
@@ -60,10 +62,12 @@ impl Worker {
     /// Runs `held` in its own task; its outcome (if it was not revoked) goes to `outcomes`.
     pub(crate) fn spawn(self: &Arc<Self>, held: Held, outcomes: mpsc::Sender<Outcome>) {
         let worker = Arc::clone(self);
+        let span = trace::scrape_span(&held.assignment);
         self.tasks.spawn(async move {
             let lease_id = held.assignment.lease_id;
-            let outcome = worker.run(held).await;
-            if let Some(outcome) = outcome {
+            let outcome = worker.run(held).instrument(span.clone()).await;
+            if let Some(mut outcome) = outcome {
+                trace::finish(&span, &mut outcome);
                 // The queue has room for every slot, so this never waits for long.
                 let _ = outcomes.send(outcome).await;
             }
@@ -117,8 +121,14 @@ impl Worker {
             received_at,
         } = scrape;
         let started = Instant::now();
-        let fetched = self.crawler.fetch(url, job, permit).await;
+        let fetch_span = trace::fetch_span(url);
+        let fetched = self
+            .crawler
+            .fetch(url, job, permit)
+            .instrument(fetch_span.clone())
+            .await;
         self.counters.fetch_seconds.record(started.elapsed());
+        trace::fetched(&fetch_span, &fetched);
         let fetched = match fetched {
             Ok(fetched) => fetched,
             Err(failure) => {
@@ -129,8 +139,13 @@ impl Worker {
         let fetched_at_ms = unix_ms();
         Counters::add(&self.counters.pages_fetched, 1);
         Counters::add(&self.counters.bytes_fetched, fetched.bytes);
-        let page = match self.crawler.read(Arc::clone(job), fetched).await {
-            Ok(page) => page,
+        let extract_span = trace::extract_span();
+        let read = self.crawler.read(Arc::clone(job), fetched);
+        let page = match read.instrument(extract_span.clone()).await {
+            Ok(page) => {
+                trace::extracted(&extract_span, &page);
+                page
+            }
             Err(reason) => return report(assignment, OutcomeStatus::Failed, &reason),
         };
         self.inbox.advance(assignment.lease_id, Stage::Archiving);
@@ -214,6 +229,8 @@ fn archive_and_outcome(
         http_status: u32::from(page.status),
         content_hash: page.content_hash,
         fetched_at_ms,
+        // The current span is the page's `scrape` span: the archive write joins its trace.
+        trace_context: trace_context::current(),
     };
     let outcome = Outcome {
         http_status: u32::from(page.status),

@@ -31,6 +31,8 @@ pub struct TestMesh {
     pub dispatcher_args: Vec<String>,
     /// Extra arguments of every scraper this mesh starts (e.g. `--slots 16`).
     pub scraper_args: Vec<String>,
+    /// Variables in the environment of every process this mesh starts, CLI runs included.
+    pub environment: Vec<(String, String)>,
 }
 
 /// A kind of service a [`TestMesh`] runs several of.
@@ -54,11 +56,27 @@ impl TestMesh {
         dispatcher_args: &[&str],
         scraper_args: &[&str],
     ) -> anyhow::Result<Self> {
+        Self::start_with_environment(topology, dispatcher_args, scraper_args, &[]).await
+    }
+
+    /// [`TestMesh::start_with`], with these variables in the environment of every process.
+    pub async fn start_with_environment(
+        topology: Topology,
+        dispatcher_args: &[&str],
+        scraper_args: &[&str],
+        environment: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let data_dir = tempfile::tempdir()?;
         let ttl = format!("{}ms", LEASE_TTL.as_millis());
-        let directory =
-            OwlmeshProcess::start(&["directory", "--listen", "127.0.0.1:0", "--lease-ttl", &ttl])
-                .await?;
+        let environment: Vec<(String, String)> = environment
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        let directory = OwlmeshProcess::start_with_environment(
+            &["directory", "--listen", "127.0.0.1:0", "--lease-ttl", &ttl],
+            &environment,
+        )
+        .await?;
         let owned = |args: &[&str]| args.iter().map(|arg| arg.to_string()).collect();
         let mut mesh = Self {
             directory,
@@ -68,6 +86,7 @@ impl TestMesh {
             data_dir,
             dispatcher_args: owned(dispatcher_args),
             scraper_args: owned(scraper_args),
+            environment,
         };
         for index in 0..topology.archivers {
             let process = mesh.start_archiver(index).await?;
@@ -131,7 +150,7 @@ impl TestMesh {
         let mut args = vec!["archiver".to_owned()];
         args.extend(self.common_args(format!("archiver-{index}")));
         args.extend(["--database".into(), database.display().to_string()]);
-        start(&args).await
+        self.start_process(&args).await
     }
 
     /// Starts dispatcher `index` with priority `index` (and the mesh's dispatcher arguments).
@@ -140,7 +159,7 @@ impl TestMesh {
         args.extend(self.common_args(format!("dispatcher-{index}")));
         args.extend(["--priority".into(), index.to_string()]);
         args.extend(self.dispatcher_args.iter().cloned());
-        start(&args).await
+        self.start_process(&args).await
     }
 
     /// The running processes of one kind.
@@ -179,9 +198,8 @@ impl TestMesh {
         let started = std::time::Instant::now();
         // The old socket may take a moment to be released.
         self.directory = loop {
-            match OwlmeshProcess::start(&["directory", "--listen", &listen, "--lease-ttl", &ttl])
-                .await
-            {
+            let args = ["directory", "--listen", &listen, "--lease-ttl", &ttl];
+            match OwlmeshProcess::start_with_environment(&args, &self.environment).await {
                 Ok(process) => break process,
                 Err(error) if started.elapsed() > Duration::from_secs(5) => return Err(error),
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
@@ -204,7 +222,7 @@ impl TestMesh {
         let mut args = vec!["scraper".to_owned()];
         args.extend(self.common_args(format!("scraper-{index}")));
         args.extend(extra.iter().map(|arg| arg.to_string()));
-        start(&args).await
+        self.start_process(&args).await
     }
 
     /// Runs an `owlmesh` client command against this mesh and returns its output.
@@ -212,7 +230,8 @@ impl TestMesh {
         let mut command = tokio::process::Command::new(owlmesh_bin());
         command
             .args(args)
-            .args(["--directory", &self.directory_address()]);
+            .args(["--directory", &self.directory_address()])
+            .envs(self.environment.iter().cloned());
         Ok(command.output().await?)
     }
 
@@ -283,9 +302,11 @@ impl TestMesh {
     }
 }
 
-async fn start(args: &[String]) -> anyhow::Result<OwlmeshProcess> {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    OwlmeshProcess::start(&args).await
+impl TestMesh {
+    async fn start_process(&self, args: &[String]) -> anyhow::Result<OwlmeshProcess> {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        OwlmeshProcess::start_with_environment(&args, &self.environment).await
+    }
 }
 
 fn rand_suffix() -> u64 {

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod collector;
 pub mod job;
 pub mod mesh;
 pub mod reflection;
@@ -52,8 +53,17 @@ pub struct OwlmeshProcess {
 impl OwlmeshProcess {
     /// Starts `owlmesh ARGS…` and waits for its "listening on ADDRESS" line.
     pub async fn start(args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with_environment(args, &[]).await
+    }
+
+    /// [`OwlmeshProcess::start`] with these variables in the process's environment.
+    pub async fn start_with_environment(
+        args: &[&str],
+        environment: &[(String, String)],
+    ) -> anyhow::Result<Self> {
         let mut child = Command::new(owlmesh_bin())
             .args(args)
+            .envs(environment.iter().cloned())
             // OWLMESH_TEST_LOG (e.g. "info") shows more of the children's logs.
             .env(
                 "OWLMESH_LOG",

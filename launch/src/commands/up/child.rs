@@ -22,10 +22,14 @@ const TAIL_LINES: usize = 12;
 const TAIL_BYTES: u64 = 16 * 1024;
 
 /// Starts children: the `owlmesh` executable run again with a subcommand.
+///
+/// Children inherit the environment of `owlmesh up` (so every `OTEL_…` and `OWLMESH_…`
+/// variable reaches them), plus the variables given with [`Launcher::with_environment`].
 #[derive(Debug, Clone)]
 pub(super) struct Launcher {
     executable: PathBuf,
     logs: PathBuf,
+    environment: Vec<(&'static str, String)>,
 }
 
 /// A child that is listening.
@@ -46,7 +50,17 @@ pub(super) enum LogMode {
 impl Launcher {
     /// Children of `executable` that log into files in `logs`.
     pub(super) fn new(executable: PathBuf, logs: PathBuf) -> Self {
-        Self { executable, logs }
+        Self {
+            executable,
+            logs,
+            environment: Vec::new(),
+        }
+    }
+
+    /// Sets these variables in every child's environment as well.
+    pub(super) fn with_environment(mut self, environment: Vec<(&'static str, String)>) -> Self {
+        self.environment = environment;
+        self
     }
 
     /// Where the child with this id writes its logs.
@@ -86,6 +100,7 @@ impl Launcher {
         let log = open_log(log_path, mode)?;
         Command::new(&self.executable)
             .args(&spec.args)
+            .envs(self.environment.iter().cloned())
             // Children watch this pid and leave when it is gone, even after a SIGKILL.
             .env(PARENT_PID_VARIABLE, std::process::id().to_string())
             // Their stderr is a file: plain text reads and greps better than colour codes.

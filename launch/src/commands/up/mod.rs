@@ -33,6 +33,7 @@ use self::plan::{Kind, MeshShape};
 use self::supervisor::Supervisor;
 use crate::cli::{DEFAULT_DATA_DIR, DEFAULT_DIRECTORY_LISTEN};
 use crate::demo::{DEFAULT_PRODUCTS, DemoSite, MAX_PRODUCTS};
+use crate::telemetry::TraceOptions;
 
 /// How often the children are checked on.
 const WATCH_PERIOD: Duration = Duration::from_millis(250);
@@ -79,8 +80,9 @@ pub(crate) struct UpOptions {
 }
 
 /// Starts the mesh and supervises it until Ctrl-C (or, with `--exit-when-done`, the end of
-/// the demo crawl).
-pub(crate) async fn run(options: UpOptions) -> anyhow::Result<()> {
+/// the demo crawl). The children export traces as `trace` says (see
+/// [`TraceOptions::child_environment`]).
+pub(crate) async fn run(options: UpOptions, trace: TraceOptions) -> anyhow::Result<()> {
     validate(&options)?;
     let shutdown = crate::shutdown::on_signal()?;
     let setting = Setting::prepare(&options).await?;
@@ -91,7 +93,8 @@ pub(crate) async fn run(options: UpOptions) -> anyhow::Result<()> {
         )),
         false => None,
     };
-    let launcher = Launcher::new(setting.executable.clone(), setting.data_dir.join("logs"));
+    let launcher = Launcher::new(setting.executable.clone(), setting.data_dir.join("logs"))
+        .with_environment(trace.child_environment());
     let mut supervisor = Supervisor::new(launcher, console.clone());
     let result = run_mesh(&mut supervisor, &options, &setting, site, &shutdown).await;
     let stopping = match result {

@@ -130,6 +130,7 @@ pub fn page(job_id: &str, url: &str, epoch: u64, handler: &str) -> PageRecord {
         http_status: 200,
         content_hash: format!("hash-{url}"),
         fetched_at_ms: 1_714_564_800_000 + i64::try_from(epoch).unwrap_or_default(),
+        trace_context: HashMap::new(),
     }
 }
 

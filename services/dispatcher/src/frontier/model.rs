@@ -298,6 +298,7 @@ impl Claimed {
             epoch: self.epoch,
             lease_expires_at_ms: self.lease_expires_at_ms,
             attempt: self.attempt,
+            trace_context: Default::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use super::Dispatcher;
 use super::sessions::Session;
+use super::trace;
 use crate::frontier::{ClaimRequest, Claimed, HostFilter, now_ms};
 use owlmesh_directory::ring::HashRouter;
 
@@ -77,6 +78,7 @@ async fn dispatch_to(
         now_ms: now_ms(),
         lease_ms: dispatcher.config.lease.as_millis() as i64,
     };
+    let claim_started = std::time::Instant::now();
     let claimed = match dispatcher.frontier.claim(&request).await {
         Ok(claimed) if !claimed.is_empty() => claimed,
         Ok(_) => return false,
@@ -91,7 +93,8 @@ async fn dispatch_to(
             warn!(job_id, %error, "cannot load job spec");
         }
     }
-    let assignments: Vec<Assignment> = claimed.iter().map(|c| c.to_assignment()).collect();
+    let mut assignments: Vec<Assignment> = claimed.iter().map(|c| c.to_assignment()).collect();
+    let _spans = trace::dispatch_spans(&claimed, &mut assignments, owner, claim_started.elapsed());
     let count = assignments.len();
     let spec_of = |job_id: &str| dispatcher.jobs.cached(job_id).map(|job| job.spec.clone());
     if let Err(error) = session.assign(assignments, spec_of).await {

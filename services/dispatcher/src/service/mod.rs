@@ -7,6 +7,7 @@ mod outcomes;
 mod rpc;
 mod sessions;
 mod telemetry;
+mod trace;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

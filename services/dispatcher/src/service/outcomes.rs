@@ -50,6 +50,7 @@ pub(crate) async fn outcome_writer(
 }
 
 async fn write_batch(dispatcher: &Dispatcher, delivered: &[Delivered]) {
+    let _spans = super::trace::outcome_spans(delivered);
     let mut completions = Vec::with_capacity(delivered.len());
     for item in delivered {
         completions.push(completion(dispatcher, &item.outcome).await);

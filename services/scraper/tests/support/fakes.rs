@@ -166,6 +166,7 @@ impl Frontier {
                 epoch: EPOCH,
                 lease_expires_at_ms: i64::MAX,
                 attempt: 1,
+                trace_context: Default::default(),
             });
         }
         drop(queue);
