@@ -39,6 +39,7 @@ import time
 BENCH = os.path.dirname(os.path.abspath(__file__))
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CRAWLERS = ("owlmesh", "scrapy", "bare")
+DEFAULT_HOSTS = "127.0.0.11:8080,127.0.0.12:8080,127.0.0.13:8080,127.0.0.14:8080"
 PER_HOST = 32  # requests in flight per host, for every crawler
 USER_AGENT = "owlmesh-bench"
 # Bounds of the pause between two `owlmesh job status` calls while a crawl runs.
@@ -141,10 +142,10 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def generate_site(work, pages, seed):
+def generate_site(work, pages, seed, hosts):
     site = os.path.join(work, "site")
     subprocess.run([sys.executable, os.path.join(BENCH, "site", "generate.py"), "--out", site,
-                    "--pages", str(pages), "--seed", str(seed)], check=True)
+                    "--pages", str(pages), "--seed", str(seed), "--hosts", hosts], check=True)
     with open(os.path.join(site, "site.json")) as shape:
         return site, json.load(shape)
 
@@ -170,6 +171,12 @@ class Nginx:
         self.process = None
 
     def start(self):
+        # Another server on these addresses would answer in place of this nginx, which
+        # then fails to bind: make that a clear error rather than a crawl of the wrong site.
+        taken = [host for host in self.hosts if self._answers(host)]
+        if taken:
+            raise BenchError(f"{', '.join(taken)} already in use (another bench running?); "
+                             "pick other addresses with --hosts")
         log(f"starting nginx ({self.config})")
         self.log = open(os.path.join(self.prefix, "stderr.log"), "w")
         self.process = subprocess.Popen(["nginx", "-p", self.prefix, "-c", self.config],
@@ -393,11 +400,13 @@ def stop_mesh(up):
             up.wait()
 
 
-def run_scrapy(args, shape_path, round_dir):
+def run_scrapy(args, shape, shape_path, round_dir):
     items_path = os.path.join(round_dir, "items.jsonl")
     summary_path = os.path.join(round_dir, "summary.json")
     command = [args.scrapy, "runspider", os.path.join(BENCH, "scrapy", "catalogue_spider.py"),
-               "-O", items_path, "-a", f"site={shape_path}", "-a", f"summary={summary_path}"]
+               "-O", items_path, "-a", f"site={shape_path}", "-a", f"summary={summary_path}",
+               # The spider's default is for the bench's four hosts; follow --hosts.
+               "-s", f"CONCURRENT_REQUESTS={PER_HOST * len(shape['hosts'])}"]
     code, usage = run_measured(command, os.path.join(round_dir, "scrapy.log"))
     if code != 0 or not os.path.exists(summary_path):
         raise BenchError(f"scrapy failed ({code}); see {round_dir}/scrapy.log")
@@ -560,6 +569,8 @@ def main():
     parser.add_argument("--pages", type=int, default=10_000, help="product pages (10000)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every crawler (3)")
     parser.add_argument("--seed", type=int, default=8, help="the site's random seed (8)")
+    parser.add_argument("--hosts", default=DEFAULT_HOSTS,
+                        help=f"the site's hosts, comma-separated ({DEFAULT_HOSTS})")
     parser.add_argument("--work", required=True, help="working folder: site, logs, results")
     parser.add_argument("--owlmesh", required=True, help="the owlmesh executable")
     parser.add_argument("--bare", required=True, help="the bare-crawl executable")
@@ -578,7 +589,7 @@ def main():
 
     work = os.path.abspath(args.work)
     os.makedirs(work, exist_ok=True)
-    site, shape = generate_site(work, args.pages, args.seed)
+    site, shape = generate_site(work, args.pages, args.seed, args.hosts)
     shape_path = os.path.join(site, "site.json")
     with open(os.path.join(site, "catalogue.jsonl"), encoding="utf-8") as catalogue:
         truth = {(i["url"], i["title"], i["price"], i["sku"])
@@ -604,7 +615,7 @@ def main():
                 if crawler == "owlmesh":
                     result = run_owlmesh(args, shape, round_dir)
                 elif crawler == "scrapy":
-                    result = run_scrapy(args, shape_path, round_dir)
+                    result = run_scrapy(args, shape, shape_path, round_dir)
                 else:
                     result = run_bare(args, shape, round_dir)
                 found = check(crawler, result, truth, shape["expected_pages"])

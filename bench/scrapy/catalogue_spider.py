@@ -22,7 +22,8 @@ import scrapy
 from scrapy import signals
 
 # Requests in flight: 32 per host over the bench's 4 hosts, the same budget the owlmesh job
-# (concurrency_per_host = 32) and bare-crawl (--concurrency 128) get.
+# (concurrency_per_host = 32) and bare-crawl (--concurrency 128) get. bench/compare.py
+# passes `-s CONCURRENT_REQUESTS=...` for a site with another number of hosts.
 PER_HOST = 32
 HOSTS = 4
 
