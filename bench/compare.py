@@ -565,7 +565,7 @@ def machine():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("--pages", type=int, default=10_000, help="product pages (10000)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every crawler (3)")
     parser.add_argument("--seed", type=int, default=8, help="the site's random seed (8)")
