@@ -1,6 +1,7 @@
 //! One page, politely: ask robots.txt, wait at the host's gate, fetch, then read the body
 //! once (extraction and content hash) and let it go. Shared by the work sessions and `Try`.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +17,10 @@ use crate::jobs::Job;
 use crate::politeness::{HostGates, HostPermit, host_key};
 use crate::robots::{RobotsCache, RobotsConfig, RobotsVerdict};
 
+/// Bodies up to this size are read on the task that fetched them; larger ones on the blocking
+/// pool.
+const INLINE_READ_BYTES: usize = 256 * 1024;
+
 /// How long a host is left alone after a 429 that did not say how long.
 pub const DEFAULT_RATE_LIMIT_BACK_OFF: Duration = Duration::from_secs(5);
 /// The longest back-off a Retry-After can impose: longer would outlive every lease.
@@ -29,7 +34,7 @@ pub(crate) struct Crawler {
     fetcher: Fetcher,
     robots: RobotsCache,
     gates: HostGates,
-    /// Pages read at once: one per core, as reading is CPU work.
+    /// Large pages read at once: one per core, as reading is CPU work.
     readers: Semaphore,
 }
 
@@ -77,11 +82,18 @@ impl Crawler {
         }
     }
 
-    /// Reads a fetched page on the blocking pool (HTML parsing is CPU work that would stall
-    /// the runtime's workers), one page per core at most, dropping the body once it is
-    /// hashed and extracted. Fails only if the reading panicked, which must cost the page
-    /// and not the process.
+    /// Reads a fetched page, dropping the body once it is hashed and extracted. A page of
+    /// ordinary size is read right here: parsing it takes a fraction of a millisecond, less
+    /// than handing it to another thread and back costs at crawl rates. A larger one goes to
+    /// the blocking pool (one per core at most), so that a huge page cannot stall the
+    /// runtime's workers. Fails only if the reading panicked, which must cost the page and
+    /// not the process.
     pub(crate) async fn read(&self, job: Arc<Job>, fetched: Fetched) -> Result<Page, String> {
+        let size = fetched.body.as_ref().map_or(0, Vec::len);
+        if size <= INLINE_READ_BYTES {
+            return std::panic::catch_unwind(AssertUnwindSafe(|| read(&job, fetched)))
+                .map_err(|_| "reading the page failed: it panicked".to_owned());
+        }
         let _reader = self
             .readers
             .acquire()

@@ -54,9 +54,12 @@ async fn dispatch_round(dispatcher: &Dispatcher) -> bool {
     let ring = dispatcher.sessions.ring();
     let mut dispatched = false;
     for session in sessions {
-        let limit = session.free_slots().min(dispatcher.config.claim_batch);
+        let version = dispatcher.sessions.version();
+        let limit = session.worth_claiming(dispatcher.config.claim_batch, version);
         if limit > 0 {
-            dispatched |= dispatch_to(dispatcher, &ring, &session, limit).await;
+            let found = dispatch_to(dispatcher, &ring, &session, limit).await;
+            session.claimed(found, version);
+            dispatched |= found;
         }
     }
     dispatched
@@ -189,7 +192,7 @@ async fn release_scraper(dispatcher: &Dispatcher, scraper_id: &str) {
                 .counters
                 .leases_released
                 .fetch_add(released, std::sync::atomic::Ordering::Relaxed);
-            dispatcher.sessions.wake.notify_one();
+            dispatcher.sessions.work_changed();
         }
         Err(error) => warn!(scraper = scraper_id, %error, "cannot release leases"),
     }
@@ -204,7 +207,7 @@ async fn expire_leases(dispatcher: &Dispatcher) {
                 .counters
                 .leases_expired
                 .fetch_add(expired, std::sync::atomic::Ordering::Relaxed);
-            dispatcher.sessions.wake.notify_one();
+            dispatcher.sessions.work_changed();
         }
         Err(error) => warn!(%error, "lease expiry failed"),
     }
@@ -229,6 +232,6 @@ async fn start_due_epochs(dispatcher: &Dispatcher) {
             .events
             .emit("epoch_started", &epoch.job_id, "", message, attributes)
             .await;
-        dispatcher.sessions.wake.notify_one();
+        dispatcher.sessions.work_changed();
     }
 }

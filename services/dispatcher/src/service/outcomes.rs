@@ -86,7 +86,12 @@ async fn write_batch(dispatcher: &Dispatcher, delivered: &[Delivered]) {
     counters
         .links_admitted
         .fetch_add(report.admitted, Ordering::Relaxed);
-    dispatcher.sessions.wake.notify_one();
+    let requeued = delivered.iter().any(|item| item.outcome.status != OutcomeStatus::Done as i32);
+    if report.admitted > 0 || requeued {
+        dispatcher.sessions.work_changed();
+    } else {
+        dispatcher.sessions.wake.notify_one();
+    }
     for item in delivered {
         count_and_report(dispatcher, &item.outcome).await;
     }

@@ -56,7 +56,7 @@ impl DispatcherService {
             .events
             .emit("job_submitted", &record.id, "", message, HashMap::new())
             .await;
-        self.dispatcher.sessions.wake.notify_one();
+        self.dispatcher.sessions.work_changed();
         Ok(record.id)
     }
 
@@ -72,7 +72,7 @@ impl DispatcherService {
             .events
             .emit("job_state", &id, "", format!("job {to}"), attributes)
             .await;
-        self.dispatcher.sessions.wake.notify_one();
+        self.dispatcher.sessions.work_changed();
         Ok(record.to_proto())
     }
 
@@ -165,7 +165,7 @@ async fn reconcile(dispatcher: Arc<Dispatcher>, session: Arc<Session>, held: Vec
     }
     if !session.is_ended() {
         session.set_ready();
-        dispatcher.sessions.wake.notify_one();
+        dispatcher.sessions.work_changed();
     }
 }
 
@@ -267,7 +267,7 @@ impl DispatcherRpc for DispatcherService {
             .expedite(&id, now_ms())
             .await
             .map_err(DispatcherError::from)?;
-        self.dispatcher.sessions.wake.notify_one();
+        self.dispatcher.sessions.work_changed();
         let record = frontier.get_job(&id).await.map_err(DispatcherError::from)?;
         Ok(Response::new(record.to_proto()))
     }

@@ -3,6 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use owlmesh_directory::ring::HashRouter;
 use owlmesh_proto::v1::work_message::Message;
@@ -25,6 +26,11 @@ pub(crate) struct Session {
     /// the stream open.
     sender: Mutex<Option<mpsc::Sender<Result<WorkMessage, Status>>>>,
     free_slots: AtomicI64,
+    /// Slots the scraper offered when the session opened.
+    slots: i64,
+    /// The frontier version at which a claim for this session last came back empty, and
+    /// when: see [`Session::worth_claiming`].
+    came_up_empty: Mutex<Option<(u64, Instant)>>,
     /// Whether work may be claimed for it: not before the leases the scraper no longer holds
     /// are back in the frontier (see `reconcile` in `rpc.rs`).
     ready: AtomicBool,
@@ -47,6 +53,38 @@ impl Session {
             return 0;
         }
         self.free_slots.load(Ordering::Relaxed).max(0) as usize
+    }
+
+    /// How many assignments to claim for this session now, if any: its free slots, once
+    /// they are worth a claim. A claim is a database transaction whatever its size, so
+    /// while the scraper still holds plenty of work its freed slots are gathered into
+    /// claims of `batch` (or a quarter of its slots); once it runs low it gets whatever it
+    /// has room for. A session whose last claim found nothing is skipped until the
+    /// frontier changed (`version`) or [`EMPTY_CLAIM_PAUSE`] passed, for URLs coming due.
+    pub(crate) fn worth_claiming(&self, batch: usize, version: u64) -> usize {
+        let free = self.free_slots();
+        if free == 0 {
+            return 0;
+        }
+        let enough = batch.min((self.slots / 4).max(1) as usize);
+        let held = (self.slots.max(0) as usize).saturating_sub(free);
+        if free < enough && held >= enough {
+            return 0;
+        }
+        let empty = *self.came_up_empty.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at_version, since)) = empty
+            && at_version == version
+            && since.elapsed() < EMPTY_CLAIM_PAUSE
+        {
+            return 0;
+        }
+        free.min(batch)
+    }
+
+    /// Records whether the claim made for this session at frontier `version` found work.
+    pub(crate) fn claimed(&self, found: bool, version: u64) {
+        let mut empty = self.came_up_empty.lock().unwrap_or_else(|p| p.into_inner());
+        *empty = (!found).then(|| (version, Instant::now()));
     }
 
     /// Work may be claimed for this session from now on.
@@ -134,6 +172,11 @@ impl Session {
     }
 }
 
+/// How long a session whose claim found nothing waits for another, unless the frontier
+/// changed: long enough that scrapers owning no host with work cost nothing, short enough
+/// that URLs coming due after a back-off are not held up.
+pub(crate) const EMPTY_CLAIM_PAUSE: Duration = Duration::from_millis(200);
+
 /// Every open session, by scraper id.
 #[derive(Default)]
 pub(crate) struct Sessions {
@@ -141,9 +184,23 @@ pub(crate) struct Sessions {
     connections: AtomicU64,
     /// Woken when work may be dispatched: slots freed, sessions opened, URLs added.
     pub(crate) wake: Notify,
+    /// Bumped whenever the frontier may hold new work (URLs added or put back, jobs
+    /// resumed), so that sessions whose claims came up empty are tried again.
+    version: AtomicU64,
 }
 
 impl Sessions {
+    /// The frontier may hold new work: bumps the version and wakes the dispatch loop.
+    pub(crate) fn work_changed(&self) {
+        self.version.fetch_add(1, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// The frontier version, for [`Session::worth_claiming`].
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
     /// Registers a new session (replacing an older one of the same scraper); it takes work
     /// at once when `ready`, else once [`Session::set_ready`] is called.
     pub(crate) fn open(
@@ -158,6 +215,8 @@ impl Sessions {
             connection: self.connections.fetch_add(1, Ordering::Relaxed),
             sender: Mutex::new(Some(sender)),
             free_slots: AtomicI64::new(i64::from(slots)),
+            slots: i64::from(slots),
+            came_up_empty: Mutex::new(None),
             ready: AtomicBool::new(ready),
             recorded: AtomicU64::new(0),
             jobs_sent: Mutex::default(),
