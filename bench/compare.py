@@ -34,6 +34,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
@@ -118,18 +119,59 @@ def process_name(pid):
 
 
 def run_measured(command, log_path, stdout_path=None):
-    """Runs a command to its end; returns (exit code, rusage) of that very process."""
+    """Runs a command to its end; returns (exit code, rusage, peak summed PSS in KiB) of
+    that very process."""
     with open(log_path, "w") as log_file:
         stdout = open(stdout_path, "w") if stdout_path else log_file
         try:
             process = subprocess.Popen(command, stdout=stdout, stderr=log_file)
-            # wait4 gives the child's own resource usage, peak RSS included.
-            _, status, usage = os.wait4(process.pid, 0)
+            with PssSampler(process.pid) as pss:
+                # wait4 gives the child's own resource usage, peak RSS included.
+                _, status, usage = os.wait4(process.pid, 0)
             process.returncode = os.waitstatus_to_exitcode(status)
         finally:
             if stdout_path:
                 stdout.close()
-    return process.returncode, usage
+    return process.returncode, usage, pss.peak_kib
+
+
+def pss_kib(pid):
+    """The process's proportional set size: its private pages plus its share of the pages
+    it shares with others (the executable's code, here), in KiB."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class PssSampler:
+    """Samples the summed PSS of a process tree every 100 ms while in use and keeps the
+    peak: memory that several processes share (the one `owlmesh` executable mapped by every
+    mesh process) counted once, as the machine pays for it."""
+
+    def __init__(self, root):
+        self.root = root
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_):
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self):
+        while not self._stop.is_set():
+            total = sum(pss_kib(pid) for pid in process_tree(self.root))
+            self.peak_kib = max(self.peak_kib, total)
+            self._stop.wait(0.1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -329,6 +371,7 @@ def run_owlmesh(args, shape, round_dir):
         owners = hosts_per_scraper(binary, directory, shape["hosts"])
         pids = process_tree(up.pid)
         cpu_before = tree_cpu(pids)
+        pss = PssSampler(up.pid).__enter__()
         started = time.monotonic()
         submitted = owlmesh_client(binary, directory, "job", "submit", job_path, "--json")
         job_id = json.loads(submitted.stdout)["id"]
@@ -343,6 +386,7 @@ def run_owlmesh(args, shape, round_dir):
             time.sleep(poll_pause(status["done"], shape["expected_pages"],
                                   time.monotonic() - started))
         elapsed = time.monotonic() - started
+        pss.__exit__()
         client_cpu = children_cpu() - client_cpu_before
         after = process_tree(up.pid)
         cpu_after = tree_cpu(after)
@@ -365,6 +409,7 @@ def run_owlmesh(args, shape, round_dir):
     return {
         "pages": status["done"], "failed": status["failed"], "items": status["items"],
         "elapsed_s": elapsed, "cpu_s": cpu, "peak_kib": peak_kib, "processes": len(after),
+        "peak_pss_kib": pss.peak_kib,
         "peak_kib_by_process": peaks, "hosts_per_scraper": owners,
         "cpu_s_by_process": cpu_by_process,
         "poll_cpu_s": client_cpu, "items_path": items_path,
@@ -407,7 +452,7 @@ def run_scrapy(args, shape, shape_path, round_dir):
                "-O", items_path, "-a", f"site={shape_path}", "-a", f"summary={summary_path}",
                # The spider's default is for the bench's four hosts; follow --hosts.
                "-s", f"CONCURRENT_REQUESTS={PER_HOST * len(shape['hosts'])}"]
-    code, usage = run_measured(command, os.path.join(round_dir, "scrapy.log"))
+    code, usage, pss = run_measured(command, os.path.join(round_dir, "scrapy.log"))
     if code != 0 or not os.path.exists(summary_path):
         raise BenchError(f"scrapy failed ({code}); see {round_dir}/scrapy.log")
     with open(summary_path) as summary_file:
@@ -416,7 +461,7 @@ def run_scrapy(args, shape, shape_path, round_dir):
         "pages": summary["pages"], "items": summary["items"], "failed": 0,
         "elapsed_s": summary["elapsed_s"], "cpu_s": summary["cpu_s"],
         "process_cpu_s": usage.ru_utime + usage.ru_stime, "peak_kib": usage.ru_maxrss,
-        "processes": 1, "items_path": items_path, "items_file": read_flat_items(items_path),
+        "peak_pss_kib": pss, "processes": 1, "items_path": items_path, "items_file": read_flat_items(items_path),
     }
 
 
@@ -426,7 +471,8 @@ def run_bare(args, shape, round_dir):
     command = [args.bare, "--seeds", ",".join(shape["seeds"]), "--allow",
                ",".join(shape["hosts"]), "--concurrency", str(PER_HOST * len(shape["hosts"])),
                "--user-agent", USER_AGENT, "--out", items_path]
-    code, usage = run_measured(command, os.path.join(round_dir, "bare.log"), summary_path)
+    code, usage, pss = run_measured(command, os.path.join(round_dir, "bare.log"),
+                                    summary_path)
     if code != 0:
         raise BenchError(f"bare-crawl failed ({code}); see {round_dir}/bare.log")
     with open(summary_path) as summary_file:
@@ -434,7 +480,8 @@ def run_bare(args, shape, round_dir):
     return {
         "pages": summary["pages"], "items": summary["items"], "failed": summary["failed"],
         "elapsed_s": summary["elapsed_s"], "cpu_s": usage.ru_utime + usage.ru_stime,
-        "peak_kib": usage.ru_maxrss, "processes": 1, "items_path": items_path,
+        "peak_kib": usage.ru_maxrss, "peak_pss_kib": pss, "processes": 1,
+        "items_path": items_path,
         "items_file": read_flat_items(items_path),
     }
 
@@ -488,6 +535,7 @@ def figures(result):
         "pages_per_s": result["pages"] / result["elapsed_s"],
         "items_per_s": result["items"] / result["elapsed_s"],
         "peak_mib": result["peak_kib"] / 1024,
+        "peak_pss_mib": result["peak_pss_kib"] / 1024,
         "cpu_per_1000": result["cpu_s"] / result["pages"] * 1000 if result["pages"] else 0.0,
     }
 
@@ -496,6 +544,7 @@ FIGURES = [
     ("pages_per_s", "pages/s", "{:,.0f}"),
     ("items_per_s", "items/s", "{:,.0f}"),
     ("peak_mib", "peak memory, MiB", "{:,.1f}"),
+    ("peak_pss_mib", "peak PSS, MiB", "{:,.1f}"),
     ("cpu_per_1000", "CPU s / 1,000 pages", "{:,.2f}"),
 ]
 LABELS = {"owlmesh": "owlmesh (full mesh)", "scrapy": "Scrapy", "bare": "bare loop (Rust)"}

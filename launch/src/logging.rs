@@ -41,9 +41,12 @@ pub(crate) fn init(
             let spans = tracing_opentelemetry::layer()
                 .with_tracer(tracer)
                 .with_tracked_inactivity(false)
+                // The mesh's trace spans are all at INFO. Asking for more (TRACE) would
+                // raise the subscriber's level hint and make every debug and trace
+                // callsite of the libraries (h2, hyper, sqlx…) be checked at run time.
                 .with_filter(
                     Targets::new()
-                        .with_target(TARGET, Level::TRACE)
+                        .with_target(TARGET, Level::INFO)
                         .with_default(Level::WARN),
                 );
             (Some(exporter), Some(spans))

@@ -40,8 +40,8 @@ async fn main() -> anyhow::Result<()> {
         archivers: 2,
     };
     let collector = match std::env::var("CRAWL_TRACE_RATIO") {
-        Ok(ratio) => Some((TestCollector::start().await?, ratio)),
-        Err(_) => None,
+        Ok(ratio) if !ratio.is_empty() => Some((TestCollector::start().await?, ratio)),
+        _ => None,
     };
     let endpoint = collector
         .as_ref()

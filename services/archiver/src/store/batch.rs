@@ -15,7 +15,7 @@ use crate::item::borrow_fields;
 /// limits of SQLite (32766) and PostgreSQL (65535).
 const ROWS_PER_STATEMENT: usize = 512;
 /// Ids per `IN (…)` list of the change-detection update.
-const IDS_PER_STATEMENT: usize = 1000;
+const IDS_PER_STATEMENT: usize = 1024;
 
 const INSERT_PAGES: &str = "INSERT INTO pages \
     (job_id, url, epoch, handler, fields, content_hash, http_status, fetched_at_ms) VALUES ";
@@ -128,7 +128,7 @@ async fn insert_pages(
     rows: &[PageRow<'_>],
 ) -> Result<Vec<(i64, Position)>> {
     let mut inserted = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    for chunk in cached_sizes(rows, ROWS_PER_STATEMENT) {
         let mut statement = Statement::new(INSERT_PAGES);
         for (index, row) in chunk.iter().enumerate() {
             if index > 0 {
@@ -166,7 +166,7 @@ fn page_params<'a>(row: &'a PageRow<'a>) -> [Param<'a>; 8] {
 
 /// Sets `changed` on the pages just inserted.
 async fn mark_changes(transaction: &mut WriteTransaction, ids: &[i64]) -> Result<()> {
-    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+    for chunk in cached_sizes(ids, IDS_PER_STATEMENT) {
         let mut statement = Statement::new(MARK_CHANGES);
         statement.push_row(chunk.iter().map(|&id| Param::Int(id)));
         transaction.execute(statement).await?;
@@ -266,7 +266,7 @@ async fn insert_rows<'a, const COLUMNS: usize>(
     rows: Vec<[Param<'a>; COLUMNS]>,
 ) -> Result<u64> {
     let mut inserted = 0;
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    for chunk in cached_sizes(&rows, ROWS_PER_STATEMENT) {
         let mut statement = Statement::new(head);
         for (index, row) in chunk.iter().enumerate() {
             if index > 0 {
@@ -278,4 +278,34 @@ async fn insert_rows<'a, const COLUMNS: usize>(
         inserted += transaction.execute(statement).await?;
     }
     Ok(inserted)
+}
+
+/// Splits `rows` into chunks whose sizes are powers of two, at most `max` (a power of two
+/// too). The statement text depends on the row count, so these few sizes are each prepared
+/// once and then found in the connection's statement cache, where a statement per batch
+/// size would be prepared anew for nearly every batch.
+fn cached_sizes<T>(mut rows: &[T], max: usize) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    while !rows.is_empty() {
+        let size = max.min(1 << rows.len().ilog2());
+        let (chunk, rest) = rows.split_at(size);
+        chunks.push(chunk);
+        rows = rest;
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cached_sizes;
+
+    #[test]
+    fn chunks_are_powers_of_two_covering_every_row_in_order() {
+        let rows: Vec<u32> = (0..1300).collect();
+        let chunks = cached_sizes(&rows, 512);
+        let sizes: Vec<usize> = chunks.iter().map(|chunk| chunk.len()).collect();
+        assert_eq!(sizes, [512, 512, 256, 16, 4]);
+        assert_eq!(chunks.concat(), rows);
+        assert!(cached_sizes::<u32>(&[], 512).is_empty());
+    }
 }

@@ -86,7 +86,9 @@ async fn write_batch(dispatcher: &Dispatcher, delivered: &[Delivered]) {
     counters
         .links_admitted
         .fetch_add(report.admitted, Ordering::Relaxed);
-    let requeued = delivered.iter().any(|item| item.outcome.status != OutcomeStatus::Done as i32);
+    let requeued = delivered
+        .iter()
+        .any(|item| item.outcome.status != OutcomeStatus::Done as i32);
     if report.admitted > 0 || requeued {
         dispatcher.sessions.work_changed();
     } else {

@@ -184,6 +184,10 @@ pub(crate) struct Sessions {
     connections: AtomicU64,
     /// Woken when work may be dispatched: slots freed, sessions opened, URLs added.
     pub(crate) wake: Notify,
+    /// Bumped (under the write lock) whenever sessions open or close.
+    membership: AtomicU64,
+    /// The ring of the open sessions, and the membership it was built for.
+    ring: Mutex<Option<(u64, Arc<HashRouter>)>>,
     /// Bumped whenever the frontier may hold new work (URLs added or put back, jobs
     /// resumed), so that sessions whose claims came up empty are tried again.
     version: AtomicU64,
@@ -263,9 +267,21 @@ impl Sessions {
         self.read().len()
     }
 
-    /// The ring of scrapers with an open session: who owns which host.
-    pub(crate) fn ring(&self) -> HashRouter {
-        HashRouter::new(self.read().keys().cloned())
+    /// The ring of scrapers with an open session: who owns which host. Built again only
+    /// when the sessions changed, not on every dispatch round.
+    pub(crate) fn ring(&self) -> Arc<HashRouter> {
+        let open = self.read();
+        // Stable while the read lock is held: writers bump it under the write lock.
+        let membership = self.membership.load(Ordering::Acquire);
+        let mut cached = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        match &*cached {
+            Some((built_for, ring)) if *built_for == membership => ring.clone(),
+            _ => {
+                let ring = Arc::new(HashRouter::new(open.keys().cloned()));
+                *cached = Some((membership, ring.clone()));
+                ring
+            }
+        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Session>>> {
@@ -273,6 +289,8 @@ impl Sessions {
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Session>>> {
-        self.open.write().unwrap_or_else(|p| p.into_inner())
+        let open = self.open.write().unwrap_or_else(|p| p.into_inner());
+        self.membership.fetch_add(1, Ordering::AcqRel);
+        open
     }
 }
