@@ -41,7 +41,8 @@ impl EventHub {
         self.watchers.subscribe()
     }
 
-    /// Records an event; waits only while the archive outbox is full.
+    /// Records an event: to the watchers and the archive; waits only while the archive
+    /// outbox is full.
     pub(crate) async fn emit(
         &self,
         kind: &str,
@@ -50,8 +51,38 @@ impl EventHub {
         message: String,
         attributes: HashMap<String, String>,
     ) {
+        let event = self.event(kind, job_id, url, message, attributes);
+        let _ = self.watchers.send(event.clone());
+        let _ = self.archive.publish(event).await;
+    }
+
+    /// Shows an event to the watchers only: for news the archive keeps in another form.
+    pub(crate) fn announce(
+        &self,
+        kind: &str,
+        job_id: &str,
+        url: &str,
+        message: String,
+        attributes: HashMap<String, String>,
+    ) {
+        if self.watchers.receiver_count() == 0 {
+            return;
+        }
+        let _ = self
+            .watchers
+            .send(self.event(kind, job_id, url, message, attributes));
+    }
+
+    fn event(
+        &self,
+        kind: &str,
+        job_id: &str,
+        url: &str,
+        message: String,
+        attributes: HashMap<String, String>,
+    ) -> Event {
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
-        let event = Event {
+        Event {
             id: format!("{}-{sequence}", self.prefix),
             kind: kind.to_owned(),
             job_id: job_id.to_owned(),
@@ -60,8 +91,6 @@ impl EventHub {
             source: self.source.clone(),
             message,
             attributes,
-        };
-        let _ = self.watchers.send(event.clone());
-        let _ = self.archive.publish(event).await;
+        }
     }
 }

@@ -97,6 +97,7 @@ async fn write_batch(dispatcher: &Dispatcher, delivered: &[Delivered]) {
     for item in delivered {
         count_and_report(dispatcher, &item.outcome).await;
     }
+    report_done(dispatcher, delivered).await;
     for job_id in &report.finished_jobs {
         let message = "epoch finished: nothing queued or in flight".to_owned();
         dispatcher
@@ -157,6 +158,10 @@ fn url_keys<'a>(
     keys
 }
 
+/// Counts an outcome and reports it. A failure, a retry or a page handed back is an event
+/// of its own, for the watchers and the archive; a page done is shown to the watchers, while
+/// the archive, which holds the page itself, gets one `outcomes` event per job and batch
+/// (see [`report_done`]).
 async fn count_and_report(dispatcher: &Dispatcher, outcome: &Outcome) {
     let status = OutcomeStatus::try_from(outcome.status).unwrap_or(OutcomeStatus::Unspecified);
     let counter = match status {
@@ -170,14 +175,39 @@ async fn count_and_report(dispatcher: &Dispatcher, outcome: &Outcome) {
         ("http_status".to_owned(), outcome.http_status.to_string()),
         ("bytes".to_owned(), outcome.bytes.to_string()),
     ]);
-    dispatcher
-        .events
-        .emit(
-            "outcome",
-            &outcome.job_id,
-            &outcome.url,
-            outcome.error.clone(),
-            attributes,
-        )
-        .await;
+    let events = &dispatcher.events;
+    let (job, url, message) = (&outcome.job_id, &outcome.url, outcome.error.clone());
+    if status == OutcomeStatus::Done {
+        events.announce("outcome", job, url, message, attributes);
+    } else {
+        events.emit("outcome", job, url, message, attributes).await;
+    }
+}
+
+/// One `outcomes` event per job for the pages of a batch that are done: how many, and their
+/// bytes.
+async fn report_done(dispatcher: &Dispatcher, delivered: &[Delivered]) {
+    let mut per_job: HashMap<&str, (u64, u64)> = HashMap::new();
+    for item in delivered {
+        if item.outcome.status == OutcomeStatus::Done as i32 {
+            let (pages, bytes) = per_job.entry(&item.outcome.job_id).or_default();
+            *pages += 1;
+            *bytes += item.outcome.bytes;
+        }
+    }
+    for (job_id, (pages, bytes)) in per_job {
+        let attributes = HashMap::from([
+            (
+                "status".to_owned(),
+                OutcomeStatus::Done.as_str_name().to_owned(),
+            ),
+            ("pages".to_owned(), pages.to_string()),
+            ("bytes".to_owned(), bytes.to_string()),
+        ]);
+        let message = format!("{pages} pages done");
+        dispatcher
+            .events
+            .emit("outcomes", job_id, "", message, attributes)
+            .await;
+    }
 }
