@@ -56,6 +56,12 @@ fn validate_page(position: usize, page: &PageRecord) -> Result<()> {
     let field = |name: &str| format!("pages[{position}].{name}");
     require_text(&field("job_id"), &page.job_id)?;
     require_http_url(|| field("url"), &page.url)?;
+    if page.epoch == 0 {
+        return Err(ArchiverError::invalid(
+            field("epoch"),
+            "must be at least 1 (crawl epochs start at 1)",
+        ));
+    }
     if i64::try_from(page.epoch).is_err() {
         return Err(ArchiverError::invalid(field("epoch"), "must be below 2^63"));
     }
@@ -99,6 +105,7 @@ mod tests {
         PageRecord {
             job_id: "job".into(),
             url: url.into(),
+            epoch: 1,
             ..PageRecord::default()
         }
     }
@@ -143,6 +150,12 @@ mod tests {
             "pages[1].documents[0].url: must be an absolute http(s) URL"
         );
         batch.pages[1].documents.clear();
+        batch.pages[1].epoch = 0;
+        assert_eq!(
+            rejection(&batch),
+            "pages[1].epoch: must be at least 1 (crawl epochs start at 1)"
+        );
+        batch.pages[1].epoch = 1;
         batch.events.push(Event::default());
         assert_eq!(rejection(&batch), "events[0].id: must not be empty");
     }

@@ -11,18 +11,21 @@ use super::backend::{Backend, Param, Statement, WriteTransaction};
 use super::{StoredBatch, StoredGroup};
 use crate::error::{ArchiverError, Result};
 use crate::item::borrow_fields;
-/// Rows per multi-row insert; with at most 8 columns this stays far below the bound-parameter
+/// Rows per multi-row insert; with at most 9 parameters a row this stays far below the bound-parameter
 /// limits of SQLite (32766) and PostgreSQL (65535).
 const ROWS_PER_STATEMENT: usize = 512;
 /// Ids per `IN (…)` list of the change-detection update.
 const IDS_PER_STATEMENT: usize = 1024;
 
 const INSERT_PAGES: &str = "INSERT INTO pages \
-    (job_id, url, epoch, handler, fields, content_hash, http_status, fetched_at_ms) VALUES ";
+    (job_id, url, epoch, handler, fields, content_hash, http_status, fetched_at_ms, changed) \
+    VALUES ";
 const INSERT_PAGES_END: &str =
     " ON CONFLICT (job_id, url, epoch) DO NOTHING RETURNING id, job_id, url, epoch";
-/// Compares each new page with the latest earlier epoch of its URL; a URL seen for the first
-/// time counts as changed. Runs after the inserts so that several epochs of one URL in one batch
+/// A page of the first epoch has no earlier one: it is changed, set as it is inserted.
+const FIRST_EPOCH_CHANGED: &str = " <= 1 THEN TRUE END)";
+/// Compares each new page of a later epoch with the latest earlier epoch of its URL; a URL
+/// seen for the first time counts as changed. Runs after the inserts so that several epochs of one URL in one batch
 /// are compared with each other too.
 const MARK_CHANGES: &str = "UPDATE pages SET changed = COALESCE((\
     SELECT earlier.content_hash <> pages.content_hash FROM pages AS earlier \
@@ -63,8 +66,12 @@ pub(super) async fn store_batches(
     let rows = page_rows(batches)?;
     let mut transaction = backend.begin_write().await?;
     let inserted = insert_pages(&mut transaction, &rows).await?;
-    let ids: Vec<i64> = inserted.iter().map(|&(id, _)| id).collect();
-    mark_changes(&mut transaction, &ids).await?;
+    let later_epochs: Vec<i64> = inserted
+        .iter()
+        .filter(|&&(_, (batch, at))| batches[batch].pages[at].epoch > 1)
+        .map(|&(id, _)| id)
+        .collect();
+    mark_changes(&mut transaction, &later_epochs).await?;
     let new_pages: Vec<Position> = inserted.into_iter().map(|(_, at)| at).collect();
     insert_documents(&mut transaction, batches, &new_pages).await?;
     let events = batches.iter().flat_map(|batch| &batch.events);
@@ -134,7 +141,7 @@ async fn insert_pages(
             if index > 0 {
                 statement.push_sql(", ");
             }
-            statement.push_row(page_params(row));
+            push_page_row(&mut statement, row);
         }
         statement.push_sql(INSERT_PAGES_END);
         let positions: HashMap<_, _> = chunk.iter().map(|row| (row.key, row.position)).collect();
@@ -148,6 +155,19 @@ async fn insert_pages(
     }
     inserted.sort_unstable();
     Ok(inserted)
+}
+
+/// `($1, …, $8, CASE WHEN $9 <= 1 THEN TRUE END)`: the page's columns, and `changed` set for
+/// a first epoch (the epoch bound again, as a placeholder of its own).
+fn push_page_row<'a>(statement: &mut Statement<'a>, row: &'a PageRow<'a>) {
+    statement.push_sql("(");
+    for param in page_params(row) {
+        statement.push_bind(param);
+        statement.push_sql(", ");
+    }
+    statement.push_sql("CASE WHEN ");
+    statement.push_bind(Param::Int(row.key.2));
+    statement.push_sql(FIRST_EPOCH_CHANGED);
 }
 
 fn page_params<'a>(row: &'a PageRow<'a>) -> [Param<'a>; 8] {
@@ -164,7 +184,7 @@ fn page_params<'a>(row: &'a PageRow<'a>) -> [Param<'a>; 8] {
     ]
 }
 
-/// Sets `changed` on the pages just inserted.
+/// Sets `changed` on the pages of later epochs just inserted.
 async fn mark_changes(transaction: &mut WriteTransaction, ids: &[i64]) -> Result<()> {
     for chunk in cached_sizes(ids, IDS_PER_STATEMENT) {
         let mut statement = Statement::new(MARK_CHANGES);
