@@ -14,6 +14,8 @@ What is measured, per crawler and round:
   process under `owlmesh up`, including `up` itself and the dashboard; Scrapy and
   bare-crawl, their one process's peak (ru_maxrss). A sum of per-process peaks is never
   below the peak of the sum, so this errs against owlmesh.
+- peak PSS: the peak of the summed proportional set size of the crawler's processes,
+  sampled every 100 ms: pages the processes share (the owlmesh executable) counted once.
 - CPU seconds per 1,000 pages: user + system time over the crawl interval; owlmesh, of
   every process of the mesh (from /proc/<pid>/stat before submit and at done); Scrapy, of
   its process (getrusage in the spider); bare-crawl, of its whole run.
