@@ -34,12 +34,21 @@ impl KnownUrls {
     }
 
     /// Whether the job's frontier is known to hold this fingerprint.
+    #[cfg(test)]
     pub(super) fn contains(&self, job_id: &str, fingerprint: u64) -> bool {
+        self.unknown(job_id, vec![(fingerprint, ())]).is_empty()
+    }
+
+    /// The items whose fingerprint the job's frontier is not known to hold, in order; one
+    /// lock for all of them.
+    pub(super) fn unknown<T>(&self, job_id: &str, items: Vec<(u64, T)>) -> Vec<T> {
         let known = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
-        known
-            .by_job
-            .get(job_id)
-            .is_some_and(|fingerprints| fingerprints.contains(&fingerprint))
+        let held = known.by_job.get(job_id);
+        items
+            .into_iter()
+            .filter(|(fingerprint, _)| !held.is_some_and(|held| held.contains(fingerprint)))
+            .map(|(_, item)| item)
+            .collect()
     }
 
     /// Remembers fingerprints a committed transaction stored for the job.

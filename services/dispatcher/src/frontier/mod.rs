@@ -193,11 +193,11 @@ impl Frontier {
         complete::complete(&self.pool, &self.known, completions, now_ms).await
     }
 
-    /// Whether this process knows the job's frontier to hold the URL with this fingerprint
-    /// (because it stored it): such a link can be dropped without asking the database. A
-    /// `false` says nothing.
-    pub fn holds(&self, job_id: &str, fingerprint: u64) -> bool {
-        self.known.contains(job_id, fingerprint)
+    /// The items whose URL (by fingerprint) this process does not know the job's frontier
+    /// to hold, in order. A URL it knows of (because it stored it) can be dropped without
+    /// asking the database; one it does not know may still be there.
+    pub fn not_known_to_hold<T>(&self, job_id: &str, items: Vec<(u64, T)>) -> Vec<T> {
+        self.known.unknown(job_id, items)
     }
 
     /// Queues again every URL whose lease expired by `now_ms`; returns how many.

@@ -124,10 +124,9 @@ async fn completion(dispatcher: &Dispatcher, outcome: &Outcome) -> Completion {
             // Scrapers send links in canonical form, so a link's fingerprint is the hash of
             // its text: the ones the frontier is known to hold go no further.
             let frontier = &dispatcher.frontier;
-            let unknown = outcome
-                .links
-                .iter()
-                .filter(|link| !frontier.holds(&outcome.job_id, xxh3_64(link.as_bytes())));
+            let links = outcome.links.iter();
+            let hashed = links.map(|link| (xxh3_64(link.as_bytes()), link)).collect();
+            let unknown = frontier.not_known_to_hold(&outcome.job_id, hashed);
             completion.links = url_keys(unknown, Some(&job.rules));
             completion.redirects = url_keys(&outcome.redirects, None);
         }
