@@ -101,6 +101,11 @@ impl Launcher {
         Command::new(&self.executable)
             .args(&spec.args)
             .envs(self.environment.iter().cloned())
+            // Spans say which instance made them, not only which kind.
+            .env(
+                RESOURCE_ATTRIBUTES_VARIABLE,
+                with_instance_id(std::env::var(RESOURCE_ATTRIBUTES_VARIABLE).ok(), &spec.id),
+            )
             // Children watch this pid and leave when it is gone, even after a SIGKILL.
             .env(PARENT_PID_VARIABLE, std::process::id().to_string())
             // Their stderr is a file: plain text reads and greps better than colour codes.
@@ -114,6 +119,23 @@ impl Launcher {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("cannot start {}", self.executable.display()))
+    }
+}
+
+/// The OpenTelemetry resource attributes, `key=value` pairs separated by commas.
+const RESOURCE_ATTRIBUTES_VARIABLE: &str = "OTEL_RESOURCE_ATTRIBUTES";
+
+/// The resource attributes of a child: those `owlmesh up` was given, plus
+/// `service.instance.id` set to the child's id unless they name one already.
+fn with_instance_id(inherited: Option<String>, id: &str) -> String {
+    let inherited = inherited.unwrap_or_default();
+    let names_one = inherited
+        .split(',')
+        .any(|pair| pair.trim().starts_with("service.instance.id="));
+    match (inherited.trim().is_empty(), names_one) {
+        (_, true) => inherited,
+        (true, false) => format!("service.instance.id={id}"),
+        (false, false) => format!("{inherited},service.instance.id={id}"),
     }
 }
 
@@ -217,6 +239,20 @@ mod tests {
         assert_eq!(address, Some("127.0.0.1:40123".parse().unwrap()));
         assert_eq!(listening_address("warming up"), None);
         assert_eq!(listening_address("owlmesh scraper listening on soon"), None);
+    }
+
+    #[test]
+    fn each_child_names_its_instance_in_the_resource_attributes() {
+        assert_eq!(
+            with_instance_id(None, "scraper-1"),
+            "service.instance.id=scraper-1"
+        );
+        assert_eq!(
+            with_instance_id(Some("deployment.environment=lab".into()), "scraper-1"),
+            "deployment.environment=lab,service.instance.id=scraper-1"
+        );
+        let chosen = "service.instance.id=mine,team=crawl";
+        assert_eq!(with_instance_id(Some(chosen.into()), "scraper-1"), chosen);
     }
 
     #[test]
