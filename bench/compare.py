@@ -161,13 +161,20 @@ class PssSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self):
+    def start(self):
         self._thread.start()
         return self
 
+    def stop(self):
+        if self._thread.is_alive():
+            self._stop.set()
+            self._thread.join()
+
+    def __enter__(self):
+        return self.start()
+
     def __exit__(self, *_):
-        self._stop.set()
-        self._thread.join()
+        self.stop()
 
     def _run(self):
         while not self._stop.is_set():
@@ -365,6 +372,7 @@ def run_owlmesh(args, shape, round_dir):
     with open(job_path, "w") as job:
         job.write(job_toml(shape))
     up_log = open(os.path.join(round_dir, "up.log"), "w")
+    pss = None
     up = subprocess.Popen([binary, "up", "--data-dir", data, "--directory-listen", directory,
                            "--dashboard-listen", dashboard],
                           stdout=up_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -373,7 +381,7 @@ def run_owlmesh(args, shape, round_dir):
         owners = hosts_per_scraper(binary, directory, shape["hosts"])
         pids = process_tree(up.pid)
         cpu_before = tree_cpu(pids)
-        pss = PssSampler(up.pid).__enter__()
+        pss = PssSampler(up.pid).start()
         started = time.monotonic()
         submitted = owlmesh_client(binary, directory, "job", "submit", job_path, "--json")
         job_id = json.loads(submitted.stdout)["id"]
@@ -388,7 +396,7 @@ def run_owlmesh(args, shape, round_dir):
             time.sleep(poll_pause(status["done"], shape["expected_pages"],
                                   time.monotonic() - started))
         elapsed = time.monotonic() - started
-        pss.__exit__()
+        pss.stop()
         client_cpu = children_cpu() - client_cpu_before
         after = process_tree(up.pid)
         cpu_after = tree_cpu(after)
@@ -406,6 +414,8 @@ def run_owlmesh(args, shape, round_dir):
         owlmesh_client(binary, directory, "export", job_id, "--format", "jsonl", "-o",
                        items_path)
     finally:
+        if pss:
+            pss.stop()
         stop_mesh(up)
         up_log.close()
     return {

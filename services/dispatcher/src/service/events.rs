@@ -56,6 +56,11 @@ impl EventHub {
         let _ = self.archive.publish(event).await;
     }
 
+    /// Whether anyone follows the events (`WatchEvents`).
+    pub(crate) fn has_watchers(&self) -> bool {
+        self.watchers.receiver_count() > 0
+    }
+
     /// Shows an event to the watchers only: for news the archive keeps in another form.
     pub(crate) fn announce(
         &self,
@@ -65,7 +70,7 @@ impl EventHub {
         message: String,
         attributes: HashMap<String, String>,
     ) {
-        if self.watchers.receiver_count() == 0 {
+        if !self.has_watchers() {
             return;
         }
         let _ = self

@@ -169,12 +169,15 @@ async fn count_and_report(dispatcher: &Dispatcher, outcome: &Outcome) {
         _ => &dispatcher.counters.failed,
     };
     counter.fetch_add(1, Ordering::Relaxed);
+    let events = &dispatcher.events;
+    if status == OutcomeStatus::Done && !events.has_watchers() {
+        return;
+    }
     let attributes = HashMap::from([
         ("status".to_owned(), status.as_str_name().to_owned()),
         ("http_status".to_owned(), outcome.http_status.to_string()),
         ("bytes".to_owned(), outcome.bytes.to_string()),
     ]);
-    let events = &dispatcher.events;
     let (job, url, message) = (&outcome.job_id, &outcome.url, outcome.error.clone());
     if status == OutcomeStatus::Done {
         events.announce("outcome", job, url, message, attributes);
