@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use owlmesh_tests::{SiteConfig, TestSite};
@@ -18,8 +19,23 @@ fn job_for(site: &TestSite, delay_ms: u64) -> String {
     job.toml(&[site.url("/")], &site.hosts())
 }
 
-fn stderr(output: &std::process::Output) -> String {
+fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Runs a client command whose stdout is closed before it writes anything, as a reader such
+/// as `head` closes it once it has what it wanted.
+async fn cli_into_closed_pipe(mesh: &TestMesh, args: &[&str]) -> Output {
+    let mut child = tokio::process::Command::new(support::owlmesh_bin())
+        .args(args)
+        .args(["--directory", &mesh.directory_address()])
+        .envs(mesh.environment.iter().cloned())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.wait_with_output().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,6 +136,17 @@ async fn client_commands_speak_the_documented_json() {
         Some("url,handler,fetched_at,price,sku,slug,title")
     );
     assert_eq!(lines.count(), 40);
+
+    // An export whose reader has gone (`owlmesh export ID | head`) ends quietly.
+    for format in ["jsonl", "csv"] {
+        let output = cli_into_closed_pipe(&mesh, &["export", &id, "--format", format]).await;
+        assert!(
+            output.status.success() && !stderr(&output).contains("Broken pipe"),
+            "export --format {format} into a closed pipe: {:?} {}",
+            output.status,
+            stderr(&output)
+        );
+    }
 
     // A finished job cannot be paused; a slow one can, then resumed and cancelled.
     let output = mesh.cli(&["job", "pause", &id]).await.unwrap();
