@@ -113,7 +113,8 @@ pub(crate) enum JobCommand {
         /// The job's id.
         id: String,
     },
-    /// Stop a job for good.
+    /// Stop a queued, running or paused job for good; a finished one (done, cancelled or
+    /// failed) stays as it is.
     Cancel {
         /// The job's id.
         id: String,

@@ -148,7 +148,7 @@ async fn client_commands_speak_the_documented_json() {
         );
     }
 
-    // A finished job cannot be paused; a slow one can, then resumed and cancelled.
+    // A finished job cannot be paused or cancelled; a slow one can, then resumed and cancelled.
     let output = mesh.cli(&["job", "pause", &id]).await.unwrap();
     assert!(!output.status.success());
     assert!(
@@ -156,6 +156,16 @@ async fn client_commands_speak_the_documented_json() {
         "{}",
         stderr(&output)
     );
+    let output = mesh.cli(&["job", "cancel", &id]).await.unwrap();
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains(&format!("job {id} is done already"))
+            && stderr(&output).contains("FailedPrecondition"),
+        "{}",
+        stderr(&output)
+    );
+    let still = mesh.cli_json(&["job", "status", &id]).await.unwrap();
+    assert_eq!(still["state"], "done");
     let slow_path = mesh.data_dir.path().join("slow.toml");
     std::fs::write(&slow_path, job_for(&site, 1000)).unwrap();
     let slow = mesh

@@ -50,7 +50,9 @@ impl From<DispatcherError> for tonic::Status {
             }
             DispatcherError::Frontier(FrontierError::JobNotFound(_)) => Self::not_found(message),
             DispatcherError::Frontier(
-                FrontierError::InvalidTransition { .. } | FrontierError::EpochInProgress(_),
+                FrontierError::InvalidTransition { .. }
+                | FrontierError::Finished { .. }
+                | FrontierError::EpochInProgress(_),
             ) => Self::failed_precondition(message),
             DispatcherError::Frontier(FrontierError::InvalidSchedule(_)) => {
                 Self::invalid_argument(message)

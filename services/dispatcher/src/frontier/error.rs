@@ -24,6 +24,14 @@ pub enum FrontierError {
         /// The state asked for.
         to: JobState,
     },
+    /// A finished job (done, cancelled or failed) is not cancelled or failed after the fact.
+    #[error("job {job} is {state} already: a finished job stays as it is")]
+    Finished {
+        /// The job's id.
+        job: String,
+        /// Its state now.
+        state: JobState,
+    },
     /// A new epoch starts only once the current one is done.
     #[error("job {0} has not finished its current epoch")]
     EpochInProgress(String),
@@ -54,9 +62,9 @@ impl From<FrontierError> for tonic::Status {
         let message = error.to_string();
         match error {
             FrontierError::JobNotFound(_) => Self::not_found(message),
-            FrontierError::InvalidTransition { .. } | FrontierError::EpochInProgress(_) => {
-                Self::failed_precondition(message)
-            }
+            FrontierError::InvalidTransition { .. }
+            | FrontierError::Finished { .. }
+            | FrontierError::EpochInProgress(_) => Self::failed_precondition(message),
             FrontierError::InvalidSchedule(_) | FrontierError::UnknownState(_) => {
                 Self::invalid_argument(message)
             }

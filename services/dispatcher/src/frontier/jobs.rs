@@ -152,12 +152,12 @@ pub(super) async fn list_jobs(pool: &FrontierPool) -> Result<Vec<JobRecord>> {
 
 /// Whether a person (or the dispatcher) may move a job from `from` to `to`.
 fn may_change(from: JobState, to: JobState) -> bool {
-    use JobState::{Cancelled, Done, Failed, Paused, Queued, Running};
+    use JobState::{Cancelled, Failed, Paused, Queued, Running};
     matches!(
         (from, to),
         (Queued | Running, Paused)
             | (Queued | Paused, Running)
-            | (Queued | Running | Paused | Done, Cancelled | Failed)
+            | (Queued | Running | Paused, Cancelled | Failed)
     )
 }
 
@@ -174,6 +174,12 @@ pub(super) async fn set_state(
         .get_mut(id)
         .ok_or_else(|| FrontierError::JobNotFound(id.to_owned()))?;
     let from = job.state;
+    if to.is_final() && from.is_finished() {
+        return Err(FrontierError::Finished {
+            job: id.to_owned(),
+            state: from,
+        });
+    }
     if from != to {
         if !may_change(from, to) {
             return Err(FrontierError::InvalidTransition {

@@ -150,9 +150,10 @@ impl Frontier {
     }
 
     /// Pauses (from queued or running), resumes (`Running`, from paused), cancels or fails
-    /// (from any state but those two) a job. Cancelling or failing drops its queued URLs and
-    /// its recrawl schedule; leases in flight still report. Setting the state a job is in
-    /// changes nothing; `Queued` and `Done` are the frontier's own to set.
+    /// (from queued, running or paused) a job. Cancelling or failing drops its queued URLs and
+    /// its recrawl schedule; leases in flight still report. A finished job (done, cancelled or
+    /// failed) stays as it is: stopping it is [`FrontierError::Finished`]. Otherwise, setting
+    /// the state a job is in changes nothing; `Queued` and `Done` are the frontier's own to set.
     pub async fn set_state(&self, id: &str, to: JobState, now_ms: i64) -> Result<JobRecord> {
         jobs::set_state(&self.pool, id, to, now_ms).await
     }

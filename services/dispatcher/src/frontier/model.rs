@@ -47,6 +47,12 @@ impl JobState {
     pub const fn is_final(self) -> bool {
         matches!(self, Self::Cancelled | Self::Failed)
     }
+
+    /// Whether the job has finished: its epoch is done (a recrawl may follow) or it stopped
+    /// for good. A finished job is not stopped again.
+    pub const fn is_finished(self) -> bool {
+        matches!(self, Self::Done | Self::Cancelled | Self::Failed)
+    }
 }
 
 impl fmt::Display for JobState {

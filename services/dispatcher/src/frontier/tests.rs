@@ -975,6 +975,73 @@ async fn pause_resume_and_cancel_a_job() {
 }
 
 #[tokio::test]
+async fn a_finished_job_stays_as_it_is_when_cancelled() {
+    each_backend(async |_, frontier| {
+        let mut recrawled = spec(&["http://a/1"]);
+        recrawled.recrawl = Some(RecrawlSchedule {
+            every: "1h".to_owned(),
+            cron: String::new(),
+        });
+        let job = create(&frontier, &recrawled).await;
+        let claimed = frontier.claim(&claim_all(NOW)).await.unwrap();
+        frontier
+            .complete(&[outcome(&claimed[0], OutcomeStatus::Done)], NOW)
+            .await
+            .unwrap();
+        let done = frontier.get_job(&job.id).await.unwrap();
+        assert_eq!(done.state, JobState::Done);
+        assert!(done.next_epoch_at_ms > 0, "a recrawl is scheduled");
+
+        let refused = frontier
+            .set_state(&job.id, JobState::Cancelled, NOW)
+            .await
+            .expect_err("a done job is not cancelled");
+        let FrontierError::Finished { job: id, state } = &refused else {
+            panic!("expected Finished, got {refused:?}");
+        };
+        assert_eq!((id.as_str(), *state), (job.id.as_str(), JobState::Done));
+        let status = tonic::Status::from(refused);
+        assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+        assert!(
+            status.message().contains(&job.id) && status.message().contains("done"),
+            "the message names the job and its state: {}",
+            status.message()
+        );
+        let after = frontier.get_job(&job.id).await.unwrap();
+        assert_eq!(
+            (after.state, after.next_epoch_at_ms, after.progress.done),
+            (JobState::Done, done.next_epoch_at_ms, 1),
+            "state, schedule and counts are untouched"
+        );
+
+        let other = create(&frontier, &spec(&["http://b/1"])).await;
+        frontier
+            .set_state(&other.id, JobState::Cancelled, NOW)
+            .await
+            .unwrap();
+        let again = frontier
+            .set_state(&other.id, JobState::Cancelled, NOW)
+            .await
+            .expect_err("a cancelled job is not cancelled again");
+        assert!(
+            matches!(
+                &again,
+                FrontierError::Finished {
+                    state: JobState::Cancelled,
+                    ..
+                }
+            ),
+            "{again:?}"
+        );
+        assert_eq!(
+            frontier.get_job(&other.id).await.unwrap().state,
+            JobState::Cancelled
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn an_in_memory_sqlite_frontier_works() {
     let frontier = Frontier::connect(&FrontierConfig::new("sqlite::memory:"))
         .await
