@@ -44,7 +44,7 @@ pub(crate) async fn run(options: JobOptions) -> anyhow::Result<()> {
 }
 
 async fn submit(mesh: &Mesh, file: &Path, json: bool) -> anyhow::Result<()> {
-    let spec = owlmesh_dispatcher::spec::parse_job_file(file)?;
+    let spec = owlmesh_job::parse_job_file(file)?;
     let id = submit_spec(mesh, spec).await?;
     if json {
         println!("{}", json!({ "id": id }));

@@ -14,7 +14,7 @@ use crate::mesh::{Mesh, status_error};
 
 /// Prints the extraction of one page.
 pub(crate) async fn run(options: TryOptions) -> anyhow::Result<()> {
-    let spec = owlmesh_dispatcher::spec::parse_job_file(&options.job)?;
+    let spec = owlmesh_job::parse_job_file(&options.job)?;
     let mesh = Mesh::connect(&options.client.directory).await?;
     let scrapers = mesh.list("scraper").await?;
     let scraper = scrapers

@@ -208,7 +208,7 @@ fn manuals_are_pdfs_and_robots_txt_forbids_the_staff_area() {
 #[test]
 fn the_dispatcher_accepts_the_demo_job() {
     let catalogue = shop(300);
-    let spec = owlmesh_dispatcher::spec::validated(job_spec(&catalogue)).expect("valid");
+    let spec = owlmesh_job::validated(job_spec(&catalogue)).expect("valid");
     assert_eq!(spec.allowed_hosts, ["127.0.0.2:8081", "127.0.0.3:8082"]);
     assert_eq!(
         spec.seeds,

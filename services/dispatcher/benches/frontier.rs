@@ -4,10 +4,10 @@
 
 use std::time::Instant;
 
-use owlmesh_dispatcher::canonical::canonicalize;
 use owlmesh_dispatcher::frontier::{
     ClaimRequest, Completion, Frontier, FrontierConfig, HostFilter, NewJob, UrlKey, now_ms,
 };
+use owlmesh_job::canonicalize;
 use owlmesh_proto::v1::{JobSpec, OutcomeStatus};
 
 const URLS: usize = 10_000;
@@ -34,7 +34,7 @@ async fn run(backend: &str, url: &str) -> anyhow::Result<()> {
         .map(|n| {
             let url = canonicalize(&format!("http://host-{}.bench/{n}-{}", n % 100, now_ms()))?;
             Ok(UrlKey {
-                host_key: url.host_key(),
+                host_key: url.host_key().into(),
                 fingerprint: url.fingerprint(),
                 url: url.as_str().to_owned(),
             })

@@ -1,7 +1,7 @@
 //! Errors of the dispatcher and their gRPC status codes.
 
 use crate::frontier::FrontierError;
-use crate::spec::SpecError;
+use owlmesh_job::SpecError;
 
 /// What can go wrong in the dispatcher.
 #[derive(Debug, thiserror::Error)]

@@ -1,19 +1,15 @@
 //! The owlmesh dispatcher: owns the URL frontier, hands URLs to scrapers, schedules recrawls.
 //!
 //! - [`frontier`]: the SQL store of jobs and URLs (SQLite or PostgreSQL).
-//! - [`spec`]: the job spec (TOML files and the gRPC message) and its validation.
-//! - [`canonical`]: URL canonicalisation and fingerprints.
 //! - [`serve`]: the running service. Several dispatchers run in priority order; the first
 //!   live one (by the directory's failover order) dispatches, the others answer job calls
 //!   from the shared database and stand by. Claims are made in the database, so even two
 //!   dispatchers that both believe they are first never hand out one URL twice.
 
-pub mod canonical;
 mod config;
 mod error;
 pub mod frontier;
 mod service;
-pub mod spec;
 
 use owlmesh_directory::client::{ArchiveOutbox, MembershipWatcher, OutboxConfig, retry};
 use owlmesh_directory::grpc::GrpcServer;
@@ -30,6 +26,7 @@ pub use config::{
     DispatcherConfig, default_database_url,
 };
 pub use error::{DispatcherError, Result};
+pub use service::admitted_link;
 
 use crate::frontier::{Frontier, FrontierConfig};
 use crate::service::{Dispatcher, DispatcherService, DispatcherTelemetry};

@@ -1,51 +1,25 @@
-//! Extraction: a job spec's handlers, follow rules and document types compiled once per job
-//! into a [`CompiledJob`], which then reads a page's fields, links and documents from a
-//! single parse of its HTML.
+//! Extraction: a compiled job's handlers, follow rules and document types applied to a page,
+//! reading its fields, links and documents from a single parse of its HTML. What the rules
+//! are is the job crate's to say; this module only applies them.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
 
-use owlmesh_dispatcher::canonical::canonicalize_url;
-use owlmesh_proto::v1::{
-    Document, FieldRule, FieldValue, Handler, JobSpec, StringList, field_value,
-};
-use regex::{Regex, RegexSet};
+use owlmesh_job::{CompiledField, CompiledHandler, CompiledJob, canonicalize_url, is_web_url};
+use owlmesh_proto::v1::{Document, FieldValue, StringList, field_value};
 use scraper::{ElementRef, Html, Selector};
 use url::Url;
 
 use crate::charset;
-use crate::error::{Error, Result};
 
-/// Link elements followed when a job names no selector.
-pub const DEFAULT_LINK_SELECTOR: &str = "a[href]";
 /// Elements whose target may be a document, whatever the follow selector.
-const DOCUMENT_SELECTOR: &str = "a[href], area[href], embed[src], iframe[src], object[data]";
-/// File types known by both extension and media type; others match by extension only, and
-/// a type written as a media type matches by media type only.
-const KNOWN_TYPES: [(&str, &str); 14] = [
-    ("pdf", "application/pdf"),
-    ("doc", "application/msword"),
-    (
-        "docx",
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    ),
-    ("xls", "application/vnd.ms-excel"),
-    (
-        "xlsx",
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    ),
-    ("ppt", "application/vnd.ms-powerpoint"),
-    (
-        "pptx",
-        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-    ),
-    ("odt", "application/vnd.oasis.opendocument.text"),
-    ("csv", "text/csv"),
-    ("zip", "application/zip"),
-    ("epub", "application/epub+zip"),
-    ("json", "application/json"),
-    ("xml", "application/xml"),
-    ("rtf", "application/rtf"),
-];
+static DOCUMENT_LINKS: LazyLock<Selector> = LazyLock::new(|| {
+    Selector::parse("a[href], area[href], embed[src], iframe[src], object[data]")
+        .expect("a valid selector")
+});
+/// The element that sets the URL relative links resolve against.
+static BASE: LazyLock<Selector> =
+    LazyLock::new(|| Selector::parse("base[href]").expect("a valid selector"));
 
 /// What one page yields.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -63,443 +37,141 @@ pub struct Extraction {
     pub documents: Vec<Document>,
 }
 
-/// A job spec, compiled for extraction.
-#[derive(Debug)]
-pub struct CompiledJob {
-    handlers: Vec<CompiledHandler>,
-    follow: CompiledFollow,
-    documents: DocumentTypes,
-    base: Selector,
-    document_links: Selector,
+/// Decodes `body` by its charset (lossily) and extracts from it.
+pub fn extract_bytes(
+    job: &CompiledJob,
+    page_url: &Url,
+    body: &[u8],
+    content_type: Option<&str>,
+) -> Extraction {
+    extract(job, page_url, &charset::decode(body, content_type))
 }
 
-#[derive(Debug)]
-struct CompiledHandler {
-    name: String,
-    pattern: Regex,
-    fields: Vec<(String, CompiledField)>,
+/// Parses `html` once and reads the matching handler's fields, the links the job follows and
+/// the documents it wants from it.
+pub fn extract(job: &CompiledJob, page_url: &Url, html: &str) -> Extraction {
+    let document = Html::parse_document(html);
+    let base = base_url(&document, page_url);
+    let mut extraction = Extraction {
+        links: links(job, &document, &base),
+        documents: documents(job, &document, &base, page_url),
+        ..Extraction::default()
+    };
+    let target = path_and_query(page_url);
+    let matched = job.handlers().iter().find_map(|handler| {
+        handler
+            .pattern()
+            .captures(&target)
+            .map(|captures| (handler, captures))
+    });
+    if let Some((handler, captures)) = matched {
+        extraction.handler = Some(handler.name().to_owned());
+        extraction.fields = fields(handler, &document, &captures, &base);
+    }
+    extraction
 }
 
-#[derive(Debug)]
-struct CompiledField {
-    selector: Selector,
-    take: Take,
-    many: bool,
+/// The URL relative links resolve against: the page's `<base href>`, if valid.
+fn base_url(document: &Html, page_url: &Url) -> Url {
+    document
+        .select(&BASE)
+        .next()
+        .and_then(|base| base.attr("href"))
+        .and_then(|href| page_url.join(href.trim()).ok())
+        .filter(is_web_url)
+        .unwrap_or_else(|| page_url.clone())
 }
 
-/// What a field takes from a matching element.
-#[derive(Debug, PartialEq, Eq)]
-enum Take {
-    Text,
-    InnerHtml,
-    Attribute(String),
-}
-
-#[derive(Debug)]
-struct CompiledFollow {
-    links: Selector,
-    allow: Option<RegexSet>,
-    deny: RegexSet,
-    hosts: Vec<HostRule>,
-}
-
-/// An allowed host; without a port any port matches.
-#[derive(Debug, PartialEq, Eq)]
-struct HostRule {
-    host: String,
-    port: Option<u16>,
-}
-
-#[derive(Debug, Default)]
-struct DocumentTypes {
-    by_extension: HashMap<String, String>,
-    by_media_type: HashMap<String, String>,
-}
-
-impl CompiledJob {
-    /// Compiles every pattern, selector and rule of `spec`, naming the first that is invalid.
-    pub fn compile(spec: &JobSpec) -> Result<Self> {
-        let handlers = spec
-            .handlers
-            .iter()
-            .map(CompiledHandler::compile)
-            .collect::<Result<_>>()?;
-        Ok(Self {
-            handlers,
-            follow: CompiledFollow::compile(spec)?,
-            documents: DocumentTypes::new(
-                spec.documents
-                    .as_ref()
-                    .map_or(&[][..], |rules| &rules.types),
-            ),
-            base: parse_selector("base[href]", "the document base")?,
-            document_links: parse_selector(DOCUMENT_SELECTOR, "document links")?,
-        })
-    }
-
-    /// The name of the handler whose pattern matches `url`'s path and query.
-    pub fn handler_for(&self, url: &Url) -> Option<&str> {
-        let target = path_and_query(url);
-        self.handlers
-            .iter()
-            .find(|handler| handler.pattern.is_match(&target))
-            .map(|handler| handler.name.as_str())
-    }
-
-    /// Whether the follow rules allow `url`: an allowed host, an allow pattern (when there
-    /// are any) and no deny pattern.
-    pub fn allows(&self, url: &Url) -> bool {
-        self.follow.allows(url)
-    }
-
-    /// Whether `url` is on an allowed host.
-    pub fn allows_host(&self, url: &Url) -> bool {
-        self.follow.allows_host(url)
-    }
-
-    /// The wanted document type `url` has by its extension, e.g. `pdf`.
-    pub fn document_type_of_url(&self, url: &Url) -> Option<&str> {
-        self.documents.of_url(url)
-    }
-
-    /// The wanted document type a Content-Type value stands for, e.g. `pdf` for
-    /// `application/pdf; name=x.pdf`.
-    pub fn document_type_of_content_type(&self, content_type: &str) -> Option<&str> {
-        self.documents.of_content_type(content_type)
-    }
-
-    /// Decodes `body` by its charset (lossily) and extracts from it.
-    pub fn extract_bytes(
-        &self,
-        page_url: &Url,
-        body: &[u8],
-        content_type: Option<&str>,
-    ) -> Extraction {
-        self.extract(page_url, &charset::decode(body, content_type))
-    }
-
-    /// Parses `html` once and reads the matching handler's fields, the allowed links and the
-    /// documents from it.
-    pub fn extract(&self, page_url: &Url, html: &str) -> Extraction {
-        let document = Html::parse_document(html);
-        let base = self.base_url(&document, page_url);
-        let mut extraction = Extraction {
-            links: self.links(&document, &base),
-            documents: self.documents(&document, &base, page_url),
-            ..Extraction::default()
-        };
-        let target = path_and_query(page_url);
-        let matched = self.handlers.iter().find_map(|handler| {
-            handler
-                .pattern
-                .captures(&target)
-                .map(|captures| (handler, captures))
-        });
-        if let Some((handler, captures)) = matched {
-            extraction.handler = Some(handler.name.clone());
-            extraction.fields = handler.fields(&document, &captures, &base);
-        }
-        extraction
-    }
-
-    /// The URL relative links resolve against: the page's `<base href>`, if valid.
-    fn base_url(&self, document: &Html, page_url: &Url) -> Url {
-        document
-            .select(&self.base)
-            .next()
-            .and_then(|base| base.attr("href"))
-            .and_then(|href| page_url.join(href.trim()).ok())
-            .filter(is_web_url)
-            .unwrap_or_else(|| page_url.clone())
-    }
-
-    fn links(&self, document: &Html, base: &Url) -> Vec<String> {
-        let mut seen = HashSet::new();
-        document
-            .select(&self.follow.links)
-            .filter_map(|element| element.attr("href"))
-            // `#section` points into this very page: nothing to fetch.
-            .filter(|href| !href.trim_start().starts_with('#'))
-            .filter_map(|href| resolve(base, href))
-            .filter(|url| self.follow.allows(url))
-            // The frontier's spelling: the dispatcher recognises links it holds by their text.
-            .filter_map(|url| canonicalize_url(url).ok())
-            .map(String::from)
-            .filter(|url| seen.insert(url.clone()))
-            .collect()
-    }
-
-    fn documents(&self, document: &Html, base: &Url, page_url: &Url) -> Vec<Document> {
-        if self.documents.is_empty() {
-            return Vec::new();
-        }
-        let mut seen = HashSet::new();
-        let mut found = Vec::new();
-        for element in document.select(&self.document_links) {
-            let Some(url) = element_target(element).and_then(|target| resolve(base, target)) else {
-                continue;
-            };
-            if let Some(kind) = self.documents.of_url(&url)
-                && seen.insert(url.to_string())
-            {
-                found.push(Document {
-                    url: url.into(),
-                    r#type: kind.to_owned(),
-                    found_on: page_url.to_string(),
-                });
-            }
-        }
-        found
-    }
-}
-
-impl CompiledHandler {
-    fn compile(handler: &Handler) -> Result<Self> {
-        let pattern = Regex::new(&handler.pattern).map_err(|error| Error::InvalidPattern {
-            handler: handler.name.clone(),
-            pattern: handler.pattern.clone(),
-            reason: error.to_string(),
-        })?;
-        let mut fields: Vec<(String, CompiledField)> = handler
-            .fields
-            .iter()
-            .map(|(name, rule)| {
-                let context = format!("field {name} of handler {}", handler.name);
-                Ok((name.clone(), CompiledField::compile(rule, &context)?))
-            })
-            .collect::<Result<_>>()?;
-        // Map order is arbitrary; a fixed order keeps extraction deterministic.
-        fields.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(Self {
-            name: handler.name.clone(),
-            pattern,
-            fields,
-        })
-    }
-
-    fn fields(
-        &self,
-        document: &Html,
-        captures: &regex::Captures<'_>,
-        base: &Url,
-    ) -> HashMap<String, FieldValue> {
-        let mut fields = HashMap::new();
-        for name in self.pattern.capture_names().flatten() {
-            if let Some(value) = captures.name(name) {
-                fields.insert(name.to_owned(), text_value(value.as_str().to_owned()));
-            }
-        }
-        for (name, field) in &self.fields {
-            if let Some(value) = field.extract(document, base) {
-                fields.insert(name.clone(), value);
-            }
-        }
-        fields
-    }
-}
-
-impl CompiledField {
-    fn compile(rule: &FieldRule, context: &str) -> Result<Self> {
-        let take = if !rule.attr.trim().is_empty() {
-            Take::Attribute(rule.attr.trim().to_ascii_lowercase())
-        } else if rule.html {
-            Take::InnerHtml
-        } else {
-            Take::Text
-        };
-        Ok(Self {
-            selector: parse_selector(&rule.selector, context)?,
-            take,
-            many: rule.many,
-        })
-    }
-
-    fn extract(&self, document: &Html, base: &Url) -> Option<FieldValue> {
-        let mut values = document
-            .select(&self.selector)
-            .filter_map(|element| self.take(element, base));
-        if self.many {
-            let values = values.collect();
-            Some(FieldValue {
-                value: Some(field_value::Value::List(StringList { values })),
-            })
-        } else {
-            values.next().map(text_value)
-        }
-    }
-
-    fn take(&self, element: ElementRef<'_>, base: &Url) -> Option<String> {
-        match &self.take {
-            Take::Text => Some(collapse_whitespace(element.text())),
-            Take::InnerHtml => Some(element.inner_html().trim().to_owned()),
-            Take::Attribute(name) => {
-                let value = element.attr(name)?.trim();
-                // Link-like attributes are made absolute, as links are.
-                let is_link = matches!(name.as_str(), "href" | "src");
-                let absolute = is_link.then(|| base.join(value).ok()).flatten();
-                Some(absolute.map_or_else(|| value.to_owned(), String::from))
-            }
-        }
-    }
-}
-
-impl CompiledFollow {
-    fn compile(spec: &JobSpec) -> Result<Self> {
-        let rules = spec.follow.clone().unwrap_or_default();
-        let selector = match rules.selector.trim() {
-            "" => DEFAULT_LINK_SELECTOR,
-            selector => selector,
-        };
-        let allow = match rules.allow.is_empty() {
-            true => None,
-            false => Some(regex_set(&rules.allow)?),
-        };
-        Ok(Self {
-            links: parse_selector(selector, "the follow rules")?,
-            allow,
-            deny: regex_set(&rules.deny)?,
-            hosts: allowed_hosts(spec)?,
-        })
-    }
-
-    fn allows(&self, url: &Url) -> bool {
-        self.allows_host(url)
-            && self
-                .allow
-                .as_ref()
-                .is_none_or(|allow| allow.is_match(url.as_str()))
-            && !self.deny.is_match(url.as_str())
-    }
-
-    fn allows_host(&self, url: &Url) -> bool {
-        if self.hosts.is_empty() {
-            return true;
-        }
-        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
-            return false;
-        };
-        self.hosts.iter().any(|rule| {
-            rule.host.eq_ignore_ascii_case(host) && rule.port.is_none_or(|wanted| wanted == port)
-        })
-    }
-}
-
-impl DocumentTypes {
-    fn new(types: &[String]) -> Self {
-        let mut documents = Self::default();
-        for written in types {
-            let kind = written.trim().trim_start_matches('.').to_ascii_lowercase();
-            if kind.is_empty() {
-                continue;
-            }
-            if kind.contains('/') {
-                let extension = KNOWN_TYPES.iter().find(|(_, media)| *media == kind);
-                if let Some((extension, _)) = extension {
-                    documents
-                        .by_extension
-                        .insert((*extension).to_owned(), kind.clone());
-                }
-                documents.by_media_type.insert(kind.clone(), kind);
-                continue;
-            }
-            if let Some((_, media)) = KNOWN_TYPES.iter().find(|(extension, _)| *extension == kind) {
-                documents
-                    .by_media_type
-                    .insert((*media).to_owned(), kind.clone());
-            }
-            documents.by_extension.insert(kind.clone(), kind);
-        }
-        documents
-    }
-
-    fn is_empty(&self) -> bool {
-        self.by_extension.is_empty() && self.by_media_type.is_empty()
-    }
-
-    fn of_url(&self, url: &Url) -> Option<&str> {
-        let name = url.path_segments()?.next_back()?;
-        let (_, extension) = name.rsplit_once('.')?;
-        self.by_extension
-            .get(&extension.to_ascii_lowercase())
-            .map(String::as_str)
-    }
-
-    fn of_content_type(&self, content_type: &str) -> Option<&str> {
-        let media = crate::fetch::media_type(content_type);
-        self.by_media_type.get(&media).map(String::as_str)
-    }
-}
-
-fn allowed_hosts(spec: &JobSpec) -> Result<Vec<HostRule>> {
-    if !spec.allowed_hosts.is_empty() {
-        return spec
-            .allowed_hosts
-            .iter()
-            .map(|host| host_rule(host))
-            .collect();
-    }
-    spec.seeds
-        .iter()
-        .map(|seed| {
-            let invalid = |reason: &str| Error::InvalidSeed {
-                url: seed.clone(),
-                reason: reason.to_owned(),
-            };
-            let url = Url::parse(seed.trim()).map_err(|error| invalid(&error.to_string()))?;
-            match (url.host_str(), url.port_or_known_default()) {
-                (Some(host), Some(port)) if is_web_url(&url) => Ok(HostRule {
-                    host: host.to_ascii_lowercase(),
-                    port: Some(port),
-                }),
-                _ => Err(invalid("not an http(s) url with a host")),
-            }
-        })
+/// The links the job follows, in canonical form: the dispatcher recognises links it holds
+/// by their text, and decides by the same [`CompiledJob::allows_link`].
+fn links(job: &CompiledJob, document: &Html, base: &Url) -> Vec<String> {
+    let mut seen = HashSet::new();
+    document
+        .select(job.follow_selector())
+        .filter_map(|element| element.attr("href"))
+        // `#section` points into this very page: nothing to fetch.
+        .filter(|href| !href.trim_start().starts_with('#'))
+        .filter_map(|href| resolve(base, href))
+        .filter_map(|url| canonicalize_url(url).ok())
+        .filter(|url| job.allows_link(url))
+        .map(String::from)
+        .filter(|url| seen.insert(url.clone()))
         .collect()
 }
 
-/// Reads `host` or `host:port` (IPv6 in brackets).
-fn host_rule(written: &str) -> Result<HostRule> {
-    let invalid = || Error::InvalidHost {
-        host: written.to_owned(),
-    };
-    let trimmed = written.trim();
-    let url = Url::parse(&format!("http://{trimmed}/")).map_err(|_| invalid())?;
-    let host = url
-        .host_str()
-        .filter(|host| !host.is_empty())
-        .ok_or_else(invalid)?;
-    if url.path() != "/" || url.query().is_some() || !url.username().is_empty() {
-        return Err(invalid());
+fn documents(job: &CompiledJob, document: &Html, base: &Url, page_url: &Url) -> Vec<Document> {
+    let types = job.documents();
+    if types.is_empty() {
+        return Vec::new();
     }
-    // The url crate drops a port that is the scheme's default, so read it as written.
-    let port = trimmed
-        .rsplit_once(':')
-        .and_then(|(_, port)| port.parse::<u16>().ok());
-    Ok(HostRule {
-        host: host.to_ascii_lowercase(),
-        port,
-    })
+    let mut seen = HashSet::new();
+    let mut found = Vec::new();
+    for element in document.select(&DOCUMENT_LINKS) {
+        let Some(url) = element_target(element).and_then(|target| resolve(base, target)) else {
+            continue;
+        };
+        if let Some(kind) = types.of_url(&url)
+            && seen.insert(url.to_string())
+        {
+            found.push(Document {
+                url: url.into(),
+                r#type: kind.to_owned(),
+                found_on: page_url.to_string(),
+            });
+        }
+    }
+    found
 }
 
-fn regex_set(patterns: &[String]) -> Result<RegexSet> {
-    for pattern in patterns {
-        Regex::new(pattern).map_err(|error| Error::InvalidFollowRule {
-            pattern: pattern.clone(),
-            reason: error.to_string(),
-        })?;
+/// A handler's fields: its pattern's named captures, then its field rules (which win on a
+/// name clash).
+fn fields(
+    handler: &CompiledHandler,
+    document: &Html,
+    captures: &regex::Captures<'_>,
+    base: &Url,
+) -> HashMap<String, FieldValue> {
+    let mut fields = HashMap::new();
+    for name in handler.pattern().capture_names().flatten() {
+        if let Some(value) = captures.name(name) {
+            fields.insert(name.to_owned(), text_value(value.as_str().to_owned()));
+        }
     }
-    RegexSet::new(patterns).map_err(|error| Error::InvalidFollowRule {
-        pattern: patterns.join(" | "),
-        reason: error.to_string(),
-    })
+    for field in handler.fields() {
+        if let Some(value) = extract_field(field, document, base) {
+            fields.insert(field.name().to_owned(), value);
+        }
+    }
+    fields
 }
 
-fn parse_selector(selector: &str, context: &str) -> Result<Selector> {
-    Selector::parse(selector).map_err(|error| Error::InvalidSelector {
-        context: context.to_owned(),
-        selector: selector.to_owned(),
-        reason: error.to_string(),
-    })
+fn extract_field(field: &CompiledField, document: &Html, base: &Url) -> Option<FieldValue> {
+    let mut values = document
+        .select(field.selector())
+        .filter_map(|element| take(field, element, base));
+    if field.many() {
+        let values = values.collect();
+        Some(FieldValue {
+            value: Some(field_value::Value::List(StringList { values })),
+        })
+    } else {
+        values.next().map(text_value)
+    }
+}
+
+/// What a field takes from a matching element: an attribute, the inner HTML or the text.
+fn take(field: &CompiledField, element: ElementRef<'_>, base: &Url) -> Option<String> {
+    if let Some(name) = field.attr() {
+        let value = element.attr(name)?.trim();
+        // Link-like attributes are made absolute, as links are.
+        let is_link = matches!(name, "href" | "src");
+        let absolute = is_link.then(|| base.join(value).ok()).flatten();
+        return Some(absolute.map_or_else(|| value.to_owned(), String::from));
+    }
+    if field.html() {
+        return Some(element.inner_html().trim().to_owned());
+    }
+    Some(collapse_whitespace(element.text()))
 }
 
 /// The URL an element points at: `href`, `src` or `data`.
@@ -518,10 +190,6 @@ fn resolve(base: &Url, href: &str) -> Option<Url> {
     }
     url.set_fragment(None);
     Some(url)
-}
-
-fn is_web_url(url: &Url) -> bool {
-    matches!(url.scheme(), "http" | "https") && url.host_str().is_some()
 }
 
 /// The part of a URL handler patterns match: path, and `?query` when there is one.

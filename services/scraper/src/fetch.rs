@@ -12,6 +12,7 @@ use std::fmt;
 use std::sync::Once;
 use std::time::{Duration, SystemTime};
 
+use owlmesh_job::{DEFAULT_USER_AGENT, is_web_url, media_type};
 use reqwest::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER, USER_AGENT};
 use reqwest::{Response, StatusCode, redirect};
 use url::Url;
@@ -19,8 +20,6 @@ use url::Url;
 use crate::charset;
 use crate::error::{Error, Result};
 
-/// User-Agent sent when neither the configuration nor the request names one.
-pub const DEFAULT_USER_AGENT: &str = "owlmesh";
 /// Time allowed to establish a TCP (and TLS) connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed between two reads, including the wait for the response head.
@@ -350,7 +349,7 @@ impl Fetcher {
         url: &Url,
         options: &FetchOptions<'_>,
     ) -> std::result::Result<Response, FetchError> {
-        if !matches!(url.scheme(), "http" | "https") {
+        if !is_web_url(url) {
             return Err(FetchError::UnsupportedUrl {
                 url: url.to_string(),
             });
@@ -471,7 +470,7 @@ fn redirect_target(
         location: location.clone(),
     };
     let mut next = current.join(location.trim()).map_err(|_| bad())?;
-    if !matches!(next.scheme(), "http" | "https") {
+    if !is_web_url(&next) {
         return Err(bad());
     }
     // A fragment never reaches the server, so it cannot make a hop different.
@@ -634,16 +633,6 @@ fn describe(error: &(dyn std::error::Error + 'static)) -> String {
 fn header_text(response: &Response, name: reqwest::header::HeaderName) -> Option<String> {
     let value = response.headers().get(name)?;
     Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
-}
-
-/// The media type of a Content-Type value, lowercased, without parameters.
-pub fn media_type(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase()
 }
 
 /// Whether a Content-Type is HTML; servers that send none usually send HTML.

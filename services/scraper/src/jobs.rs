@@ -1,14 +1,14 @@
-//! Jobs as the scraper uses them: a spec compiled once into its extraction rules and its
-//! politeness, and the cache of compiled jobs by id, kept across work sessions because a
+//! Jobs as the scraper uses them: a spec compiled once (by the job crate, as the dispatcher
+//! compiles it) with its politeness, and the cache of compiled jobs by id, kept across work sessions because a
 //! dispatcher defines each job once per session.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use owlmesh_job::{CompiledJob, SpecError};
 use owlmesh_proto::v1::JobSpec;
 
 use crate::error::{Error, Result};
-use crate::extract::CompiledJob;
 use crate::politeness::JobPoliteness;
 
 /// Jobs remembered before unused ones are forgotten.
@@ -17,25 +17,41 @@ const MAX_CACHED_JOBS: usize = 1024;
 /// A job ready to scrape with.
 #[derive(Debug)]
 pub(crate) struct Job {
-    /// Handlers, follow rules and document types.
+    /// The compiled job: allowed hosts, follow rules, handlers and document types.
     pub(crate) rules: CompiledJob,
     /// robots.txt, delays, concurrency and user agent.
     pub(crate) politeness: JobPoliteness,
 }
 
 impl Job {
-    /// Compiles `spec`; the error names the invalid part by its path in a request, e.g.
-    /// `spec.handlers[0].pattern`.
+    /// Validates and compiles `spec`; the error names the first invalid part by its path in a
+    /// request, e.g. `spec.handlers[0].pattern`, and lists every problem found.
     pub(crate) fn compile(spec: &JobSpec) -> Result<Self> {
-        let rules = CompiledJob::compile(spec).map_err(|error| Error::InvalidArgument {
-            field: spec_field(spec, &error),
-            reason: error.to_string(),
-        })?;
-        Ok(Self {
-            rules,
-            politeness: JobPoliteness::from_spec(spec),
-        })
+        let rules = CompiledJob::compile(spec).map_err(invalid_spec)?;
+        let politeness = JobPoliteness::from_spec(rules.spec());
+        Ok(Self { rules, politeness })
     }
+}
+
+/// The request error for a spec that does not compile.
+fn invalid_spec(error: SpecError) -> Error {
+    let SpecError::Invalid(invalid) = &error else {
+        return Error::InvalidArgument {
+            field: "spec".into(),
+            reason: error.to_string(),
+        };
+    };
+    let field = invalid.errors.first().map_or_else(
+        || "spec".to_owned(),
+        |first| format!("spec.{}", first.field),
+    );
+    let reason = invalid
+        .errors
+        .iter()
+        .map(|problem| format!("spec.{problem}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Error::InvalidArgument { field, reason }
 }
 
 /// What a job id stands for: a compiled job, or why its spec did not compile.
@@ -81,66 +97,19 @@ impl JobCache {
     }
 }
 
-/// The request path of the part of `spec` that `error` is about.
-fn spec_field(spec: &JobSpec, error: &Error) -> String {
-    let handlers = &spec.handlers;
-    let found = match error {
-        Error::InvalidPattern {
-            handler, pattern, ..
-        } => handlers
-            .iter()
-            .position(|h| &h.name == handler && &h.pattern == pattern)
-            .map(|index| format!("spec.handlers[{index}].pattern")),
-        Error::InvalidSelector { selector, .. } => selector_field(spec, selector),
-        Error::InvalidFollowRule { pattern, .. } => follow_rule_field(spec, pattern),
-        Error::InvalidHost { host } => spec
-            .allowed_hosts
-            .iter()
-            .position(|written| written == host)
-            .map(|index| format!("spec.allowed_hosts[{index}]")),
-        Error::InvalidSeed { url, .. } => spec
-            .seeds
-            .iter()
-            .position(|seed| seed == url)
-            .map(|index| format!("spec.seeds[{index}]")),
-        _ => None,
-    };
-    found.unwrap_or_else(|| "spec".to_owned())
-}
-
-fn selector_field(spec: &JobSpec, selector: &str) -> Option<String> {
-    for (index, handler) in spec.handlers.iter().enumerate() {
-        let mut names: Vec<&String> = handler
-            .fields
-            .iter()
-            .filter(|(_, rule)| rule.selector == selector)
-            .map(|(name, _)| name)
-            .collect();
-        // Fields compile in name order, so the first bad one by name is the one reported.
-        names.sort();
-        if let Some(name) = names.first() {
-            return Some(format!("spec.handlers[{index}].fields.{name}.selector"));
-        }
-    }
-    spec.follow
-        .as_ref()
-        .filter(|follow| follow.selector.trim() == selector)
-        .map(|_| "spec.follow.selector".to_owned())
-}
-
-fn follow_rule_field(spec: &JobSpec, pattern: &str) -> Option<String> {
-    let follow = spec.follow.as_ref()?;
-    let position = |list: &[String]| list.iter().position(|rule| rule == pattern);
-    position(&follow.allow)
-        .map(|index| format!("spec.follow.allow[{index}]"))
-        .or_else(|| position(&follow.deny).map(|index| format!("spec.follow.deny[{index}]")))
-}
-
 #[cfg(test)]
 mod tests {
     use owlmesh_proto::v1::{FieldRule, FollowRules, Handler};
 
     use super::*;
+
+    fn valid() -> JobSpec {
+        JobSpec {
+            name: "t".into(),
+            seeds: vec!["http://fine/".into()],
+            ..JobSpec::default()
+        }
+    }
 
     fn field_of(spec: &JobSpec) -> String {
         match Job::compile(spec) {
@@ -152,7 +121,7 @@ mod tests {
     #[test]
     fn compile_errors_name_the_field() {
         let handler = |pattern: &str, selector: &str| Handler {
-            name: "product".into(),
+            name: pattern.into(),
             pattern: pattern.into(),
             fields: [(
                 "title".to_owned(),
@@ -165,12 +134,12 @@ mod tests {
         };
         let spec = JobSpec {
             handlers: vec![handler("^/ok$", "h1"), handler("(", "h1")],
-            ..JobSpec::default()
+            ..valid()
         };
         assert_eq!(field_of(&spec), "spec.handlers[1].pattern");
         let spec = JobSpec {
             handlers: vec![handler("^/ok$", "h1["), handler("^/x$", "h1")],
-            ..JobSpec::default()
+            ..valid()
         };
         assert_eq!(field_of(&spec), "spec.handlers[0].fields.title.selector");
         let spec = JobSpec {
@@ -178,22 +147,27 @@ mod tests {
                 deny: vec!["ok".into(), "[".into()],
                 ..FollowRules::default()
             }),
-            ..JobSpec::default()
+            ..valid()
         };
         assert_eq!(field_of(&spec), "spec.follow.deny[1]");
         let spec = JobSpec {
             seeds: vec!["http://fine/".into(), "ftp://nope/".into()],
-            ..JobSpec::default()
+            ..valid()
         };
         assert_eq!(field_of(&spec), "spec.seeds[1]");
+        let spec = JobSpec {
+            allowed_hosts: vec!["fine".into(), "a/b".into()],
+            ..valid()
+        };
+        assert_eq!(field_of(&spec), "spec.allowed_hosts[1]");
     }
 
     #[test]
     fn a_job_is_compiled_once_and_bad_specs_are_remembered_with_their_reason() {
         let cache = JobCache::default();
-        cache.define("a", Some(&JobSpec::default()));
+        cache.define("a", Some(&valid()));
         let first = cache.get("a").expect("defined").expect("compiles");
-        cache.define("a", Some(&JobSpec::default()));
+        cache.define("a", Some(&valid()));
         let second = cache.get("a").expect("defined").expect("compiles");
         assert!(Arc::ptr_eq(&first, &second));
         cache.define("b", None);

@@ -36,11 +36,10 @@ pub use config::{
     DEFAULT_OUTCOME_BATCH, DEFAULT_OUTCOME_LINGER, DEFAULT_SLOTS, MAX_SLOTS, ScraperConfig,
 };
 pub use error::{Error, Result};
-pub use extract::{CompiledJob, Extraction};
+pub use extract::{Extraction, extract, extract_bytes};
 pub use fetch::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
-    DEFAULT_USER_AGENT, FetchConfig, FetchError, FetchFailure, FetchOptions, FetchResult, Fetched,
-    Fetcher,
+    FetchConfig, FetchError, FetchFailure, FetchOptions, FetchResult, Fetched, Fetcher,
 };
 pub use page::{DEFAULT_RATE_LIMIT_BACK_OFF, MAX_BACK_OFF};
 pub use politeness::{HostGate, HostGates, HostPermit, HostPolicy, HostTiming, JobPoliteness};

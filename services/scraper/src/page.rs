@@ -5,16 +5,17 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use owlmesh_job::HostKey;
 use owlmesh_proto::v1::field_value::Value;
 use owlmesh_proto::v1::{Document, FieldValue};
 use tokio::sync::Semaphore;
 use url::Url;
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
-use crate::extract::Extraction;
+use crate::extract::{self, Extraction};
 use crate::fetch::{FetchError, FetchFailure, FetchOptions, FetchResult, Fetched, Fetcher};
 use crate::jobs::Job;
-use crate::politeness::{HostGates, HostPermit, host_key};
+use crate::politeness::{HostGates, HostPermit};
 use crate::robots::{RobotsCache, RobotsConfig, RobotsVerdict};
 
 /// Bodies up to this size are read on the task that fetched them; larger ones on the blocking
@@ -120,7 +121,7 @@ impl Crawler {
         } else {
             None
         };
-        let host = host_key(url).unwrap_or_default();
+        let host = HostKey::of(url).map(String::from).unwrap_or_default();
         Ok(self
             .gates
             .acquire(&host, &politeness.host_policy(crawl_delay))
@@ -141,7 +142,7 @@ impl Crawler {
         if let Err(failure) = &result
             && let Some(wait) = back_off_of(failure)
         {
-            let host = host_key(url).unwrap_or_default();
+            let host = HostKey::of(url).map(String::from).unwrap_or_default();
             self.gates.back_off(&host, wait);
         }
         result
@@ -154,7 +155,7 @@ impl Crawler {
     /// hop is reported as a link so that the dispatcher schedules it on its own.
     fn may_follow(&self, from: &Url, next: &Url, job: &Job) -> bool {
         let politeness = &job.politeness;
-        host_key(from) == host_key(next)
+        HostKey::of(from) == HostKey::of(next)
             && job.rules.allows_host(next)
             && (!politeness.obey_robots
                 || self
@@ -205,9 +206,8 @@ fn read(job: &Job, mut fetched: Fetched) -> Page {
     let (extraction, content_hash) = match body {
         Some(body) if fetched.is_html() => {
             let content_type = fetched.content_type.as_deref();
-            let extraction = job
-                .rules
-                .extract_bytes(&fetched.final_url, &body, content_type);
+            let extraction =
+                extract::extract_bytes(&job.rules, &fetched.final_url, &body, content_type);
             let hash = content_hash(&extraction, &body);
             (extraction, hash)
         }
@@ -229,7 +229,8 @@ fn not_html(job: &Job, fetched: &Fetched) -> Extraction {
     let content_type = fetched.content_type.as_deref().unwrap_or_default();
     let documents = job
         .rules
-        .document_type_of_content_type(content_type)
+        .documents()
+        .of_content_type(content_type)
         .map(|kind| Document {
             url: fetched.final_url.to_string(),
             r#type: kind.to_owned(),

@@ -14,12 +14,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use owlmesh_proto::v1::JobSpec;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
-use url::Url;
 
-use crate::fetch::DEFAULT_USER_AGENT;
+use owlmesh_job::{DEFAULT_CONCURRENCY_PER_HOST, DEFAULT_OBEY_ROBOTS, DEFAULT_USER_AGENT};
 
-/// Requests in flight to one host when a job does not say.
-pub const DEFAULT_CONCURRENCY_PER_HOST: u32 = 2;
 /// The highest per-host concurrency honoured.
 pub const MAX_CONCURRENCY_PER_HOST: u32 = 1024;
 /// Permits of a host's semaphore. A request under a limit of `n` takes `PERMITS / n` of
@@ -54,7 +51,7 @@ impl JobPoliteness {
             limit => limit.min(MAX_CONCURRENCY_PER_HOST),
         };
         Self {
-            obey_robots: politeness.obey_robots.unwrap_or(true),
+            obey_robots: politeness.obey_robots.unwrap_or(DEFAULT_OBEY_ROBOTS),
             delay: Duration::from_millis(politeness.delay_ms),
             concurrency,
             user_agent,
@@ -216,7 +213,8 @@ impl HostGate {
     }
 }
 
-/// The gates of every host this scraper fetches from, keyed by [`host_key`].
+/// The gates of every host this scraper fetches from, keyed by [`HostKey`]: the key the
+/// ring routes by, so http and https of one host share one gate.
 #[derive(Debug, Default)]
 pub struct HostGates {
     gates: RwLock<HashMap<String, Arc<HostGate>>>,
@@ -270,13 +268,6 @@ impl HostGates {
         let mut gates = self.gates.write().unwrap_or_else(PoisonError::into_inner);
         gates.remove(host).map(|gate| gate.timing())
     }
-}
-
-/// The host a URL's politeness applies to: `host:port`, lowercased, port explicit.
-pub fn host_key(url: &Url) -> Option<String> {
-    let host = url.host_str()?.to_ascii_lowercase();
-    let port = url.port_or_known_default()?;
-    Some(format!("{host}:{port}"))
 }
 
 /// An instant as Unix milliseconds, through the wall clock.
@@ -446,8 +437,11 @@ mod tests {
     }
 
     #[test]
-    fn host_keys_carry_the_port() {
-        let url = Url::parse("https://Example.COM/a").unwrap();
-        assert_eq!(host_key(&url).unwrap(), "example.com:443");
+    fn http_and_https_of_one_host_share_a_gate() {
+        let key = |text: &str| {
+            owlmesh_job::HostKey::of(&url::Url::parse(text).expect("url")).expect("key")
+        };
+        assert_eq!(key("https://example.com/"), key("http://example.com/"));
+        assert_ne!(key("http://example.com:8080/"), key("http://example.com/"));
     }
 }

@@ -4,20 +4,20 @@
 //! the dispatcher. Nothing is made for assignments that carry no context.
 
 use owlmesh_directory::trace_context::{self, TARGET};
+use owlmesh_job::HostKey;
 use owlmesh_proto::v1::{Assignment, Outcome, OutcomeStatus};
 use tracing::{Span, field::Empty, info_span};
 use url::Url;
 
 use crate::fetch::FetchResult;
 use crate::page::Page;
-use crate::politeness::host_key;
 
 /// The `scrape` span of `assignment`: a disabled span unless its trace is sampled.
 pub(crate) fn scrape_span(assignment: &Assignment) -> Span {
     trace_context::child_span(&assignment.trace_context, || {
         let host = Url::parse(&assignment.url)
             .ok()
-            .and_then(|url| host_key(&url))
+            .and_then(|url| HostKey::of(&url).map(String::from))
             .unwrap_or_default();
         info_span!(
             target: TARGET,

@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
+use owlmesh_job::is_web_url;
 use owlmesh_proto::v1::scraper_server::Scraper;
-use owlmesh_proto::v1::{TryRequest, TryResponse};
+use owlmesh_proto::v1::{JobSpec, TryRequest, TryResponse};
 use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 use tracing::instrument;
@@ -35,7 +36,7 @@ impl TryService {
 
     async fn try_page(&self, request: TryRequest) -> Result<TryResponse> {
         let url = web_url(&request.url)?;
-        let job = Arc::new(Job::compile(&request.spec.unwrap_or_default())?);
+        let job = Arc::new(Job::compile(&try_spec(request.spec, &url))?);
         if !job.rules.allows_host(&url) {
             return Err(invalid_url(format!(
                 "{:?} is not on the job's allowed hosts (allowed_hosts, else the seeds' hosts)",
@@ -92,13 +93,27 @@ impl TryService {
     }
 }
 
+/// The spec a try runs under: the one given, validated as a submitted job's is. A spec that
+/// names no seeds is seeded with the tried URL, so its host is the one allowed host, and a
+/// spec without a name is called "try".
+fn try_spec(spec: Option<JobSpec>, url: &Url) -> JobSpec {
+    let mut spec = spec.unwrap_or_default();
+    if spec.seeds.is_empty() {
+        spec.seeds.push(url.to_string());
+    }
+    if spec.name.trim().is_empty() {
+        spec.name = "try".into();
+    }
+    spec
+}
+
 /// The URL to try: absolute http(s) with a host.
 fn web_url(text: &str) -> Result<Url> {
     if text.trim().is_empty() {
         return Err(invalid_url("is required".into()));
     }
     let url = Url::parse(text.trim()).map_err(|error| invalid_url(format!("{text:?}: {error}")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+    if !is_web_url(&url) {
         return Err(invalid_url(format!(
             "{text:?} is not an absolute http(s) url"
         )));

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use owlmesh_directory::client::{ArchiveOutbox, Archived};
 use owlmesh_directory::registry::unix_ms;
 use owlmesh_directory::trace_context;
-use owlmesh_dispatcher::canonical::canonicalize;
+use owlmesh_job::{HostKey, canonicalize, is_web_url};
 use owlmesh_proto::v1::{Assignment, Outcome, OutcomeStatus, PageRecord};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -21,7 +21,6 @@ use crate::fetch::{FetchError, FetchFailure};
 use crate::inbox::{Inbox, Stage};
 use crate::jobs::Job;
 use crate::page::{Crawler, Page, Refusal, back_off_of};
-use crate::politeness::host_key;
 use crate::telemetry::Counters;
 use crate::trace;
 
@@ -88,7 +87,8 @@ impl Worker {
             let error = "not an absolute http(s) url";
             return Some(report(&assignment, OutcomeStatus::Failed, error));
         };
-        self.counters.host_seen(&host_key(&url).unwrap_or_default());
+        self.counters
+            .host_seen(&HostKey::of(&url).map(String::from).unwrap_or_default());
         let permit = tokio::select! {
             biased;
             _ = revoked.cancelled() => return None,
@@ -270,8 +270,9 @@ fn failed(assignment: &Assignment, job: &Job, failure: &FetchFailure) -> Outcome
         // never fetch it. It goes back as a link instead, to be scheduled on its own host.
         redirects.pop();
         links.extend(
-            web_url(location)
-                .filter(|target| job.rules.allows(target))
+            canonicalize(location)
+                .ok()
+                .filter(|target| job.rules.allows_link(target))
                 .map(String::from),
         );
     }
@@ -307,9 +308,7 @@ pub(crate) fn report(assignment: &Assignment, status: OutcomeStatus, error: &str
 
 /// `text` as an absolute http(s) URL with a host.
 fn web_url(text: &str) -> Option<Url> {
-    Url::parse(text)
-        .ok()
-        .filter(|url| matches!(url.scheme(), "http" | "https") && url.host_str().is_some())
+    Url::parse(text).ok().filter(is_web_url)
 }
 
 #[cfg(test)]
@@ -327,7 +326,13 @@ mod tests {
     }
 
     fn job() -> Job {
-        Job::compile(&owlmesh_proto::v1::JobSpec::default()).expect("job")
+        Job::compile(&owlmesh_proto::v1::JobSpec {
+            name: "job".into(),
+            seeds: vec!["http://site.test/a".into()],
+            allowed_hosts: vec!["site.test".into(), "other.test".into()],
+            ..Default::default()
+        })
+        .expect("job")
     }
 
     #[test]

@@ -7,12 +7,12 @@ use owlmesh_proto::v1::JobSpec;
 
 use crate::Result;
 use crate::frontier::Frontier;
-use crate::spec::CompiledRules;
+use owlmesh_job::CompiledJob;
 
 /// A job's spec and its compiled rules (link filters, schedule).
 pub(crate) struct KnownJob {
     pub(crate) spec: JobSpec,
-    pub(crate) rules: CompiledRules,
+    pub(crate) rules: CompiledJob,
 }
 
 /// Job specs by id, read from the frontier on first use.
@@ -28,7 +28,7 @@ impl JobCache {
             return Ok(job);
         }
         let record = frontier.get_job(job_id).await?;
-        let rules = CompiledRules::compile(&record.spec)?;
+        let rules = CompiledJob::compile(&record.spec)?;
         let job = Arc::new(KnownJob {
             spec: record.spec,
             rules,

@@ -23,6 +23,7 @@ use jobs::JobCache;
 use sessions::{Delivered, Sessions};
 
 pub(crate) use dispatch::{dispatch_loop, upkeep_loop};
+pub use outcomes::admitted_link;
 pub(crate) use outcomes::outcome_writer;
 pub(crate) use rpc::DispatcherService;
 pub(crate) use telemetry::DispatcherTelemetry;

@@ -16,9 +16,9 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::Dispatcher;
 use super::sessions::Delivered;
-use crate::canonical::canonicalize;
 use crate::frontier::{Completion, UrlKey, now_ms};
-use crate::spec::CompiledRules;
+use owlmesh_job::CompiledJob;
+use owlmesh_job::{CanonicalUrl, canonicalize};
 
 /// Pause before retrying a batch the database refused.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
@@ -135,21 +135,30 @@ async fn completion(dispatcher: &Dispatcher, outcome: &Outcome) -> Completion {
     completion
 }
 
+/// The canonical form of a link a scraper reported, when the job's rules let it into the
+/// frontier. The scrapers decide by the same [`CompiledJob::allows_link`] before reporting.
+pub fn admitted_link(rules: &CompiledJob, link: &str) -> Option<CanonicalUrl> {
+    canonicalize(link)
+        .ok()
+        .filter(|canonical| rules.allows_link(canonical))
+}
+
 /// Canonical keys of `urls`, keeping only the ones the job's rules allow (when given).
 fn url_keys<'a>(
     urls: impl IntoIterator<Item = &'a String>,
-    rules: Option<&CompiledRules>,
+    rules: Option<&CompiledJob>,
 ) -> Vec<UrlKey> {
     let mut keys = Vec::new();
     for url in urls {
-        let Ok(canonical) = canonicalize(url) else {
+        let admitted = match rules {
+            Some(rules) => admitted_link(rules, url),
+            None => canonicalize(url).ok(),
+        };
+        let Some(canonical) = admitted else {
             continue;
         };
-        if rules.is_some_and(|rules| !rules.allows_link(&canonical)) {
-            continue;
-        }
         keys.push(UrlKey {
-            host_key: canonical.host_key(),
+            host_key: canonical.host_key().into(),
             fingerprint: canonical.fingerprint(),
             url: canonical.as_str().to_owned(),
         });

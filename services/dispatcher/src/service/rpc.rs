@@ -20,9 +20,9 @@ use tracing::{info, instrument, warn};
 
 use super::Dispatcher;
 use super::sessions::{Delivered, SESSION_BUFFER, Session};
-use crate::canonical::canonicalize;
 use crate::frontier::{JobState, NewJob, UrlKey, now_ms};
-use crate::{DispatcherError, Result, spec};
+use crate::{DispatcherError, Result};
+use owlmesh_job::canonicalize;
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -39,7 +39,7 @@ impl DispatcherService {
             field: "spec",
             reason: "is required".into(),
         })?;
-        let spec = spec::validated(spec)?;
+        let spec = owlmesh_job::validated(spec)?;
         let seeds = seed_keys(&spec.seeds)?;
         let record = self
             .dispatcher
@@ -185,7 +185,7 @@ fn seed_keys(seeds: &[String]) -> Result<Vec<UrlKey>> {
                     reason: error.to_string(),
                 })?;
             Ok(UrlKey {
-                host_key: canonical.host_key(),
+                host_key: canonical.host_key().into(),
                 fingerprint: canonical.fingerprint(),
                 url: canonical.as_str().to_owned(),
             })

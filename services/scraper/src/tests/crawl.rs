@@ -3,14 +3,17 @@
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 
+use owlmesh_job::HostKey;
 use owlmesh_proto::v1::field_value;
 use owlmesh_tests::{ExpectedProduct, SiteConfig, TestSite, paths};
 use url::Url;
 
 use super::{AGENT, catalogue_spec, fetcher, small_site, url};
-use crate::extract::{CompiledJob, Extraction};
+use owlmesh_job::CompiledJob;
+
+use crate::extract::{self, Extraction};
 use crate::fetch::FetchOptions;
-use crate::politeness::{HostGates, JobPoliteness, host_key};
+use crate::politeness::{HostGates, JobPoliteness};
 use crate::robots::{RobotsCache, RobotsConfig, RobotsVerdict};
 
 /// What the crawl found.
@@ -93,7 +96,7 @@ async fn crawl(job: &CompiledJob, politeness: &JobPoliteness, seeds: &[String]) 
             findings.disallowed.insert(target.to_string());
             continue;
         };
-        let host = host_key(&target).expect("host");
+        let host = HostKey::of(&target).map(String::from).expect("host");
         let _permit = gates
             .acquire(&host, &politeness.host_policy(crawl_delay))
             .await;
@@ -102,7 +105,8 @@ async fn crawl(job: &CompiledJob, politeness: &JobPoliteness, seeds: &[String]) 
         };
         if !fetched.is_html() {
             if job
-                .document_type_of_content_type(fetched.content_type.as_deref().unwrap_or_default())
+                .documents()
+                .of_content_type(fetched.content_type.as_deref().unwrap_or_default())
                 .is_some()
             {
                 findings
@@ -111,7 +115,7 @@ async fn crawl(job: &CompiledJob, politeness: &JobPoliteness, seeds: &[String]) 
             }
             continue;
         }
-        let extraction = job.extract(&fetched.final_url, &fetched.text().expect("html"));
+        let extraction = extract::extract(job, &fetched.final_url, &fetched.text().expect("html"));
         record(&mut findings, &fetched.final_url, &extraction);
         for link in extraction.links {
             if seen.insert(link.clone()) {

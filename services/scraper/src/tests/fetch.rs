@@ -6,7 +6,9 @@ use owlmesh_proto::v1::field_value;
 use owlmesh_tests::{SiteConfig, TestSite, paths};
 
 use super::{AGENT, catalogue_spec, fetcher, small_site, url};
-use crate::extract::CompiledJob;
+use owlmesh_job::CompiledJob;
+
+use crate::extract;
 use crate::fetch::{BodyPolicy, FetchConfig, FetchError, FetchOptions, Fetcher};
 
 fn text(extraction: &crate::Extraction, field: &str) -> String {
@@ -32,7 +34,11 @@ async fn every_product_page_yields_the_expected_fields() {
             .expect("product page");
         assert_eq!((fetched.status, fetched.redirects.len()), (200, 0));
         assert!(fetched.is_html());
-        let extraction = job.extract(&fetched.final_url, &fetched.text().expect("html body"));
+        let extraction = extract::extract(
+            &job,
+            &fetched.final_url,
+            &fetched.text().expect("html body"),
+        );
         assert_eq!(extraction.handler.as_deref(), Some("product"));
         assert_eq!(text(&extraction, "title"), expected.title);
         assert_eq!(text(&extraction, "price"), expected.price);
@@ -49,7 +55,7 @@ async fn a_product_page_yields_its_links_and_datasheet() {
         .fetch(&url(&site.product_url(0)))
         .await
         .expect("product 0");
-    let extraction = job.extract(&fetched.final_url, &fetched.text().expect("html"));
+    let extraction = extract::extract(&job, &fetched.final_url, &fetched.text().expect("html"));
     for related in [1, 7, 31] {
         assert!(
             extraction.links.contains(&site.product_url(related)),
@@ -254,7 +260,8 @@ async fn invalid_utf8_is_decoded_with_replacement_characters() {
         "{text}"
     );
     let job = CompiledJob::compile(&catalogue_spec(&[&site.url("/")])).expect("job");
-    let extraction = job.extract_bytes(
+    let extraction = extract::extract_bytes(
+        &job,
         &fetched.final_url,
         fetched.body.as_deref().unwrap_or_default(),
         None,
@@ -298,8 +305,9 @@ async fn non_html_is_counted_not_kept() {
         assert!(!fetched.is_html());
         assert_eq!(fetched.body, None);
         assert!(fetched.bytes > 100);
-        let kind =
-            job.document_type_of_content_type(fetched.content_type.as_deref().unwrap_or_default());
+        let kind = job
+            .documents()
+            .of_content_type(fetched.content_type.as_deref().unwrap_or_default());
         assert_eq!(kind, Some("pdf"));
     }
     let manual = fetcher
@@ -308,7 +316,7 @@ async fn non_html_is_counted_not_kept() {
         .expect("manual");
     assert_eq!(manual.media_type().as_deref(), Some("application/pdf"));
     assert_eq!(
-        job.document_type_of_url(&manual.final_url),
+        job.documents().of_url(&manual.final_url),
         None,
         "no extension"
     );

@@ -6,8 +6,10 @@ use std::time::Duration;
 use owlmesh_tests::{SiteConfig, TestSite, paths};
 
 use super::{AGENT, catalogue_spec, fetcher, small_site, url};
+use owlmesh_job::HostKey;
+
 use crate::fetch::{FetchError, Fetcher};
-use crate::politeness::{HostGates, HostPolicy, JobPoliteness, host_key};
+use crate::politeness::{HostGates, HostPolicy, JobPoliteness};
 use crate::robots::{RobotsCache, RobotsConfig, RobotsVerdict};
 
 /// Network jitter allowed when comparing server-side arrival gaps with the gate's spacing:
@@ -32,7 +34,7 @@ async fn the_crawl_delay_spaces_requests_as_the_server_sees_them() {
     let policy = job.host_policy(crawl_delay);
     assert_eq!(policy.spacing(), Duration::from_millis(200));
     site.clear_requests();
-    let host = host_key(&home).expect("host");
+    let host = HostKey::of(&home).map(String::from).expect("host");
     for index in 0..4 {
         let _permit = gates.acquire(&host, &policy).await;
         fetcher
@@ -73,7 +75,7 @@ async fn requests_in_flight_per_host_never_exceed_the_limit() {
             url(&site.product_url(index)),
         );
         tasks.spawn(async move {
-            let host = host_key(&target).expect("host");
+            let host = HostKey::of(&target).map(String::from).expect("host");
             let _permit = gates.acquire(&host, &policy).await;
             fetcher.fetch(&target).await.map(|_| ())
         });
@@ -91,7 +93,7 @@ async fn a_429_backs_the_host_off_for_its_retry_after() {
     let fetcher: Fetcher = fetcher();
     let gates = HostGates::new();
     let busy = url(&site.url(paths::BUSY));
-    let host = host_key(&busy).expect("host");
+    let host = HostKey::of(&busy).map(String::from).expect("host");
     let policy = JobPoliteness::from_spec(&catalogue_spec(&[])).host_policy(None);
     let failure = {
         let _permit = gates.acquire(&host, &policy).await;

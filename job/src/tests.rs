@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::canonical::canonicalize;
 
-const CATALOGUE: &str = include_str!("../../../../docs/examples/catalogue.toml");
+const CATALOGUE: &str = include_str!("../../docs/examples/catalogue.toml");
 
 fn parse(source: &str) -> Result<JobSpec, SpecError> {
     parse_job_toml(source, "job.toml")
@@ -127,7 +127,7 @@ mod example_file {
     #[test]
     fn parse_job_file_reads_the_file() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../docs/examples/catalogue.toml");
+            .join("../docs/examples/catalogue.toml");
         let spec = parse_job_file(&path).expect("the example is valid");
         assert_eq!(spec, parse(CATALOGUE).expect("valid"));
     }
@@ -147,7 +147,7 @@ mod example_file {
     #[test]
     fn compiles_into_rules() {
         let spec = parse(CATALOGUE).expect("valid");
-        let rules = CompiledRules::compile(&spec).expect("compiles");
+        let rules = CompiledJob::compile(&spec).expect("compiles");
         let url = |text: &str| canonicalize(text).expect(text);
         assert!(rules.allows_link(&url("http://127.0.0.2:8081/product/a.html")));
         assert!(!rules.allows_link(&url("http://127.0.0.2:8081/manual.pdf")));
@@ -164,7 +164,9 @@ mod example_file {
             Some(Duration::from_secs(24 * 3600))
         );
         assert_eq!(
-            rules.document_type(&url("http://127.0.0.2:8081/a/Manual.PDF")),
+            rules
+                .documents()
+                .of_url(url("http://127.0.0.2:8081/a/Manual.PDF").as_url()),
             Some("pdf")
         );
     }
@@ -415,6 +417,35 @@ mod field_errors {
     }
 
     #[test]
+    fn say_what_is_wrong_with_a_selector_in_plain_words() {
+        for (selector, problem) in [
+            (
+                "div >",
+                "a combinator (>, +, ~ or a space) has nothing after it",
+            ),
+            (
+                "a:frobnicate",
+                "an unknown or unsupported pseudo-class or pseudo-element",
+            ),
+            ("span[", "the selector ends too early"),
+            (
+                "p..x",
+                "a class selector needs a name after the dot, as in .price",
+            ),
+        ] {
+            let errors = field_errors(parse(&minimal(&format!(
+                "[follow]\nselector = {selector:?}\n"
+            ))));
+            let reason = &errors[0].reason;
+            assert!(
+                reason.ends_with(&format!("({problem})")),
+                "{selector}: {reason}"
+            );
+            assert!(!reason.contains("report"), "{selector}: {reason}");
+        }
+    }
+
+    #[test]
     fn name_the_follow_selector() {
         let errors = field_errors(parse(&minimal("[follow]\nselector = \"a[\"\n")));
         assert_eq!(fields_named(&errors), ["follow.selector"]);
@@ -545,7 +576,7 @@ mod field_errors {
     }
 
     #[test]
-    fn accept_any_lowercase_extension_as_a_document_type() {
+    fn accept_any_lowercase_extension_or_media_type_as_a_document_type() {
         let spec = parse(&minimal(
             "[documents]\ntypes = [\"pdf\", \"epub\", \"x3d\", \".DOCX\"]\n",
         ))
@@ -555,11 +586,15 @@ mod field_errors {
             ["pdf", "epub", "x3d", "docx"]
         );
         let errors = field_errors(parse(&minimal(
-            "[documents]\ntypes = [\"pdf\", \"a/b\", \"\"]\n",
+            "[documents]\ntypes = [\"pdf\", \"a/b/c\", \"\", \"application/pdf\", \"p df\"]\n",
         )));
         assert_eq!(
             fields_named(&errors),
-            ["documents.types[1]", "documents.types[2]"]
+            [
+                "documents.types[1]",
+                "documents.types[2]",
+                "documents.types[4]"
+            ]
         );
     }
 
@@ -698,9 +733,9 @@ mod grpc_specs {
 mod compiled_rules {
     use super::*;
 
-    fn rules(extra: &str) -> CompiledRules {
+    fn rules(extra: &str) -> CompiledJob {
         let spec = parse(&minimal(extra)).expect("valid");
-        CompiledRules::compile(&spec).expect("compiles")
+        CompiledJob::compile(&spec).expect("compiles")
     }
 
     fn url(text: &str) -> crate::canonical::CanonicalUrl {
@@ -714,7 +749,8 @@ mod compiled_rules {
         assert!(rules.allows_link(&url("https://EXAMPLE.com:443/a")));
         assert!(rules.allows_link(&url("http://other.example:8080/")));
         assert!(!rules.allows_link(&url("http://other.example/")));
-        assert!(!rules.allows_link(&url("http://example.com:8080/")));
+        // An entry without a port allows its host on every port.
+        assert!(rules.allows_link(&url("http://example.com:8080/")));
         assert!(!rules.allows_link(&url("http://sub.example.com/")));
     }
 
@@ -766,15 +802,17 @@ mod compiled_rules {
     }
 
     #[test]
-    fn document_types_match_the_extension() {
+    fn document_types_match_the_extension_and_the_media_type() {
         let rules = rules("[documents]\ntypes = [\"pdf\", \"csv\"]\n");
         assert_eq!(rules.document_types(), ["pdf", "csv"]);
+        let of_url = |text: &str| rules.documents().of_url(url(text).as_url());
+        assert_eq!(of_url("http://example.com/a/b.csv?x=1"), Some("csv"));
+        assert_eq!(of_url("http://example.com/a.pdf/"), None);
+        assert_eq!(of_url("http://example.com/a.html"), None);
         assert_eq!(
-            rules.document_type(&url("http://example.com/a/b.csv?x=1")),
-            Some("csv")
+            rules.documents().of_content_type("application/pdf"),
+            Some("pdf")
         );
-        assert_eq!(rules.document_type(&url("http://example.com/a.pdf/")), None);
-        assert_eq!(rules.document_type(&url("http://example.com/a.html")), None);
     }
 
     #[test]
@@ -788,7 +826,7 @@ mod compiled_rules {
     #[test]
     fn can_be_shared_between_tasks() {
         fn assert_send_sync<T: Send + Sync + 'static>() {}
-        assert_send_sync::<CompiledRules>();
+        assert_send_sync::<CompiledJob>();
         assert_send_sync::<SpecError>();
     }
 

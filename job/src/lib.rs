@@ -1,14 +1,19 @@
-//! The job spec: a TOML job file read into the proto [`JobSpec`], its defaults, its
-//! validation, and the compiled form ([`CompiledRules`]) that dispatcher and scraper use so
-//! nothing is parsed twice per page.
+//! The owlmesh job model: a TOML job file read into the proto [`JobSpec`], its defaults, its
+//! validation, and the one compiled form ([`CompiledJob`]) that dispatcher and scrapers both
+//! decide by; with the vocabulary they share: canonical URLs ([`canonical`]), the
+//! [`HostKey`] every host is known by, document types, the recrawl schedule and the
+//! archive's document key.
 //!
 //! A job submitted over gRPC never saw a file, so everything past reading TOML works on the
 //! proto message alone: `SubmitJob` calls [`validated`], the CLI calls [`parse_job_file`], and
 //! both end up with the same effective spec (defaults filled in) and the same checks.
 
+pub mod canonical;
 mod check;
 mod defaults;
+mod documents;
 mod file;
+mod host;
 mod location;
 mod path;
 mod rules;
@@ -21,15 +26,18 @@ use std::path::{Path, PathBuf};
 
 pub use owlmesh_proto::v1::JobSpec;
 
+pub use canonical::{CanonicalError, CanonicalUrl, canonicalize, canonicalize_url};
 pub use check::{
-    CONCURRENCY_PER_HOST_LIMIT, DELAY_MS_LIMIT, DEPTH_LIMIT, NAME_LENGTH_LIMIT, PAGES_LIMIT,
-    RETRIES_LIMIT, USER_AGENT_LENGTH_LIMIT,
+    CONCURRENCY_PER_HOST_LIMIT, DELAY_MS_LIMIT, DEPTH_LIMIT, DOCUMENT_TYPE_LENGTH_LIMIT,
+    NAME_LENGTH_LIMIT, PAGES_LIMIT, RETRIES_LIMIT, USER_AGENT_LENGTH_LIMIT,
 };
 pub use defaults::{
     DEFAULT_CONCURRENCY_PER_HOST, DEFAULT_FOLLOW_SELECTOR, DEFAULT_MAX_RETRIES,
     DEFAULT_OBEY_ROBOTS, DEFAULT_USER_AGENT, with_defaults,
 };
-pub use rules::{CompiledField, CompiledHandler, CompiledRules, Recrawl};
+pub use documents::{DocumentTypes, media_type};
+pub use host::{AllowedHost, AllowedHosts, HostKey, is_web_url};
+pub use rules::{CompiledField, CompiledHandler, CompiledJob, Recrawl};
 
 /// Why a job spec was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -163,7 +171,7 @@ pub fn parse_job_toml(source: &str, origin: &str) -> Result<JobSpec, SpecError> 
 ///
 /// Defaults are applied before checking, so a spec that leaves fields empty is fine.
 pub fn validate(spec: &JobSpec) -> Result<(), SpecError> {
-    CompiledRules::compile(spec).map(drop)
+    CompiledJob::compile(spec).map(drop)
 }
 
 /// Fills in defaults and validates: what `SubmitJob` stores.

@@ -1,8 +1,8 @@
 //! Validation of a job spec, done by compiling it: every selector, pattern, URL, host and
 //! schedule is parsed once, each failure becomes an [`Issue`] naming its field, and a spec
-//! without issues yields its [`CompiledRules`].
+//! without issues yields its [`CompiledJob`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use owlmesh_proto::v1::{
@@ -10,11 +10,13 @@ use owlmesh_proto::v1::{
 };
 use regex::{Regex, RegexSet};
 use scraper::Selector;
-use url::Url;
+use scraper::error::SelectorErrorKind;
 
-use super::path::{FieldPath, Issue};
-use super::rules::{CompiledField, CompiledHandler, CompiledRules, Recrawl};
 use crate::canonical::{CanonicalError, canonicalize};
+use crate::documents::{DocumentTypes, is_document_type};
+use crate::host::{AllowedHost, AllowedHosts};
+use crate::path::{FieldPath, Issue};
+use crate::rules::{CompiledField, CompiledHandler, CompiledJob, Recrawl};
 
 /// Longest job name, in characters.
 pub const NAME_LENGTH_LIMIT: usize = 200;
@@ -30,11 +32,11 @@ pub const DELAY_MS_LIMIT: u64 = 3_600_000;
 pub const CONCURRENCY_PER_HOST_LIMIT: u32 = 1_000;
 /// Longest `politeness.user_agent`, in characters.
 pub const USER_AGENT_LENGTH_LIMIT: usize = 512;
-/// Longest document type (a file extension).
-const DOCUMENT_TYPE_LENGTH_LIMIT: usize = 16;
+/// Longest document type (a file extension or a media type), in bytes.
+pub const DOCUMENT_TYPE_LENGTH_LIMIT: usize = 128;
 
 /// Checks a spec whose defaults are filled in and compiles it, or lists every problem.
-pub(super) fn compile(spec: &JobSpec) -> Result<CompiledRules, Vec<Issue>> {
+pub(super) fn compile(spec: &JobSpec) -> Result<CompiledJob, Vec<Issue>> {
     let mut issues = Vec::new();
     check_name(&spec.name, &mut issues);
     check_seeds(&spec.seeds, &mut issues);
@@ -47,14 +49,16 @@ pub(super) fn compile(spec: &JobSpec) -> Result<CompiledRules, Vec<Issue>> {
     let recrawl = compile_recrawl(&spec.recrawl.clone().unwrap_or_default(), &mut issues);
     match (follow, recrawl) {
         (Some((follow_selector, allow, deny)), Some(recrawl)) if issues.is_empty() => {
-            Ok(CompiledRules {
+            Ok(CompiledJob {
                 allowed_hosts,
                 follow_selector,
                 allow,
                 deny,
                 handlers,
-                document_types,
+                document_types: document_types.0,
+                documents: document_types.1,
                 recrawl,
+                spec: spec.clone(),
             })
         }
         _ => Err(issues),
@@ -94,14 +98,12 @@ fn check_seeds(seeds: &[String], issues: &mut Vec<Issue>) {
     }
 }
 
-fn compile_allowed_hosts(hosts: &[String], issues: &mut Vec<Issue>) -> HashSet<String> {
+fn compile_allowed_hosts(hosts: &[String], issues: &mut Vec<Issue>) -> AllowedHosts {
     let path = FieldPath::root("allowed_hosts");
-    let mut keys = HashSet::new();
+    let mut entries = Vec::with_capacity(hosts.len());
     for (index, host) in hosts.iter().enumerate() {
-        match host_key(host) {
-            Some(key) => {
-                keys.insert(key);
-            }
+        match AllowedHost::parse(host) {
+            Some(entry) => entries.push(entry),
             None => issues.push(Issue::new(
                 path.index(index),
                 format!(
@@ -111,30 +113,7 @@ fn compile_allowed_hosts(hosts: &[String], issues: &mut Vec<Issue>) -> HashSet<S
             )),
         }
     }
-    keys
-}
-
-/// The routing key an `allowed_hosts` entry stands for, spelled as `CanonicalUrl::host_key`.
-fn host_key(entry: &str) -> Option<String> {
-    let entry = entry.trim();
-    if entry.is_empty() || entry.contains(['/', '?', '#', '@', '\\']) {
-        return None;
-    }
-    let (host, port) = match entry.rsplit_once(':') {
-        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
-            (host, Some(port.parse::<u16>().ok()?))
-        }
-        _ => (entry, None),
-    };
-    let url = Url::parse(&format!("http://{host}/")).ok()?;
-    if url.port().is_some() || url.path() != "/" || !url.username().is_empty() {
-        return None;
-    }
-    let host = url.host_str()?;
-    Some(match port {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    })
+    AllowedHosts::new(entries)
 }
 
 fn check_limits(spec: &JobSpec, issues: &mut Vec<Issue>) {
@@ -239,7 +218,8 @@ fn compile_field(
     Some(CompiledField {
         name: name.to_owned(),
         selector: selector?,
-        attr: (!attr.is_empty()).then(|| attr.to_owned()),
+        // HTML attribute names are case-insensitive and the parser lowercases them.
+        attr: (!attr.is_empty()).then(|| attr.to_ascii_lowercase()),
         html: rule.html,
         many: rule.many,
     })
@@ -255,7 +235,7 @@ fn is_attribute_name(name: &str) -> bool {
 fn compile_document_types(
     documents: Option<&DocumentRules>,
     issues: &mut Vec<Issue>,
-) -> Vec<String> {
+) -> (Vec<String>, DocumentTypes) {
     let path = FieldPath::root("documents").key("types");
     let mut types: Vec<String> = Vec::new();
     for (index, kind) in documents
@@ -264,18 +244,19 @@ fn compile_document_types(
         .iter()
         .enumerate()
     {
-        let extension = kind.trim().trim_start_matches('.').to_ascii_lowercase();
-        let valid = !extension.is_empty()
-            && extension.len() <= DOCUMENT_TYPE_LENGTH_LIMIT
-            && extension.bytes().all(|b| b.is_ascii_alphanumeric());
-        if !valid {
-            let reason = format!("expected a file extension such as \"pdf\", found {kind:?}");
+        let written = kind.trim().trim_start_matches('.').to_ascii_lowercase();
+        if !is_document_type(&written, DOCUMENT_TYPE_LENGTH_LIMIT) {
+            let reason = format!(
+                "expected a file extension such as \"pdf\" or a media type such as \
+                 \"application/pdf\", found {kind:?}"
+            );
             issues.push(Issue::new(path.index(index), reason));
-        } else if !types.contains(&extension) {
-            types.push(extension);
+        } else if !types.contains(&written) {
+            types.push(written);
         }
     }
-    types
+    let compiled = DocumentTypes::new(&types);
+    (types, compiled)
 }
 
 fn check_politeness(politeness: &Politeness, issues: &mut Vec<Issue>) {
@@ -350,7 +331,10 @@ fn compile_selector(selector: &str, path: &FieldPath, issues: &mut Vec<Issue>) -
     match Selector::parse(selector) {
         Ok(selector) => Some(selector),
         Err(error) => {
-            let reason = format!("not a valid CSS selector: {selector:?} ({error})");
+            let reason = format!(
+                "not a valid CSS selector: {selector:?} ({})",
+                selector_problem(&error)
+            );
             issues.push(Issue::new(path.clone(), reason));
             None
         }
@@ -366,6 +350,43 @@ fn compile_regex(pattern: &str, path: &FieldPath, issues: &mut Vec<Issue>) -> Op
             None
         }
     }
+}
+
+/// What is wrong with a selector, in words a job's author can act on. The parser's own text
+/// for its less common errors asks the reader to report a bug, which helps nobody here.
+fn selector_problem(error: &SelectorErrorKind) -> String {
+    let kind = match error {
+        SelectorErrorKind::UnexpectedSelectorParseError(kind) => kind,
+        SelectorErrorKind::UnexpectedToken => return "an unexpected character or token".into(),
+        SelectorErrorKind::EndOfLine => return "the selector ends too early".into(),
+        SelectorErrorKind::TooManyNestedBlocks => return "too many nested brackets".into(),
+        SelectorErrorKind::ExpectedColonOnPseudoElement
+        | SelectorErrorKind::ExpectedIdentityOnPseudoElement => {
+            return "a pseudo-element needs a name after ::, as in ::before".into();
+        }
+        other => return other.to_string().to_lowercase(),
+    };
+    // The kinds carry no data, so their names are stable keys.
+    let problem = match format!("{kind:?}").as_str() {
+        "EmptySelector" => "the selector is empty",
+        "DanglingCombinator" => "a combinator (>, +, ~ or a space) has nothing after it",
+        "NoQualifiedNameInAttributeSelector" | "InvalidQualNameInAttr" => {
+            "an attribute selector needs an attribute name, as in [href]"
+        }
+        "UnexpectedTokenInAttributeSelector" | "BadValueInAttr" | "ExpectedBarInAttr" => {
+            "an attribute selector is malformed; write [name], [name=value] or [name^=\"value\"]"
+        }
+        "UnsupportedPseudoClassOrElement" | "NoIdentForPseudo" => {
+            "an unknown or unsupported pseudo-class or pseudo-element"
+        }
+        "ClassNeedsIdent" => "a class selector needs a name after the dot, as in .price",
+        "UnexpectedIdent" => "a name stands where the selector expects something else",
+        "ExpectedNamespace" | "ExplicitNamespaceUnexpectedToken" => {
+            "namespaces are not supported in selectors"
+        }
+        _ => "this selector syntax is not supported",
+    };
+    problem.to_owned()
 }
 
 /// Compiles each pattern alone (so an error names its index), then all of them as one set.

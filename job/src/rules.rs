@@ -1,26 +1,32 @@
-//! The compiled form of a job spec: selectors, regular expressions, the allowed-host set and
-//! the recrawl schedule, built once per job and shared by whoever fetches or follows links.
+//! The compiled form of a job spec: selectors, regular expressions, the allowed hosts, the
+//! document types and the recrawl schedule, built once per job. It is the one form both the
+//! dispatcher (which links to admit) and the scrapers (what to fetch and extract) decide by,
+//! so the two cannot disagree about a link.
 
-use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use owlmesh_proto::v1::JobSpec;
 use regex::{Regex, RegexSet};
 use scraper::Selector;
+use url::Url;
 
-use super::{InvalidSpec, SpecError, check, location, with_defaults};
 use crate::canonical::CanonicalUrl;
+use crate::documents::DocumentTypes;
+use crate::host::AllowedHosts;
+use crate::{InvalidSpec, SpecError, check, location, with_defaults};
 
 /// A job spec made ready to apply: everything parsed and compiled, defaults filled in.
 #[derive(Debug, Clone)]
-pub struct CompiledRules {
-    pub(super) allowed_hosts: HashSet<String>,
+pub struct CompiledJob {
+    pub(super) spec: JobSpec,
+    pub(super) allowed_hosts: AllowedHosts,
     pub(super) follow_selector: Selector,
     pub(super) allow: RegexSet,
     pub(super) deny: RegexSet,
     pub(super) handlers: Vec<CompiledHandler>,
     pub(super) document_types: Vec<String>,
+    pub(super) documents: DocumentTypes,
     pub(super) recrawl: Recrawl,
 }
 
@@ -53,7 +59,7 @@ pub enum Recrawl {
     Cron(Box<cron::Schedule>),
 }
 
-impl CompiledRules {
+impl CompiledJob {
     /// Validates `spec` (with defaults filled in) and compiles it.
     pub fn compile(spec: &JobSpec) -> Result<Self, SpecError> {
         let spec = with_defaults(spec.clone());
@@ -65,16 +71,22 @@ impl CompiledRules {
         })
     }
 
-    /// Whether the URL's host key is one of the allowed hosts.
-    pub fn allows_host(&self, url: &CanonicalUrl) -> bool {
-        self.allowed_hosts.contains(&url.host_key())
+    /// The effective spec it was compiled from (defaults filled in).
+    pub fn spec(&self) -> &JobSpec {
+        &self.spec
+    }
+
+    /// Whether `url` is on one of the allowed hosts (an entry without a port allows every
+    /// port of its host).
+    pub fn allows_host(&self, url: &Url) -> bool {
+        self.allowed_hosts.allows(url)
     }
 
     /// Whether a link may be followed: an allowed host, matching an allow pattern (when
     /// there are any) and no deny pattern. Patterns match the whole canonical URL.
     pub fn allows_link(&self, url: &CanonicalUrl) -> bool {
         let text = url.as_str();
-        self.allows_host(url)
+        self.allows_host(url.as_url())
             && (self.allow.is_empty() || self.allow.is_match(text))
             && !self.deny.is_match(text)
     }
@@ -97,19 +109,15 @@ impl CompiledRules {
             .find(|handler| handler.pattern.is_match(path))
     }
 
-    /// The document types to report, lowercase extensions such as "pdf".
+    /// The document types to report as written (lowercase): extensions such as "pdf" or
+    /// media types such as "application/pdf".
     pub fn document_types(&self) -> &[String] {
         &self.document_types
     }
 
-    /// The wanted document type a URL's file extension names, if any.
-    pub fn document_type(&self, url: &CanonicalUrl) -> Option<&str> {
-        let last_segment = url.as_url().path().rsplit('/').next()?;
-        let (_, extension) = last_segment.rsplit_once('.')?;
-        self.document_types
-            .iter()
-            .find(|kind| kind.eq_ignore_ascii_case(extension))
-            .map(String::as_str)
+    /// The wanted document types, to recognise links and responses by.
+    pub fn documents(&self) -> &DocumentTypes {
+        &self.documents
     }
 
     /// The recrawl schedule.

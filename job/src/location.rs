@@ -4,8 +4,8 @@
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::path::{FieldPath, Issue, Segment};
-use super::{FieldError, ParseError};
+use crate::path::{FieldPath, Issue, Segment};
+use crate::{FieldError, ParseError};
 
 /// Turns a TOML error into a [`ParseError`] naming origin, line, column and key path.
 pub(super) fn parse_error(source: &str, origin: &str, error: &toml::de::Error) -> ParseError {

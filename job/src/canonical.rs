@@ -11,6 +11,8 @@ use std::fmt::Write as _;
 use std::str::FromStr;
 
 use url::Url;
+
+use crate::host::{HostKey, is_web_url};
 use xxhash_rust::xxh3::xxh3_64;
 
 /// Why a URL cannot be crawled.
@@ -57,14 +59,9 @@ impl CanonicalUrl {
         &self.0[url::Position::BeforePath..]
     }
 
-    /// The host, plus ":port" when the port is not the scheme's default: the routing and
-    /// politeness key, spelled like `allowed_hosts` entries ("example.com", "127.0.0.2:8081").
-    pub fn host_key(&self) -> String {
-        let host = self.0.host_str().unwrap_or_default();
-        match self.0.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_owned(),
-        }
+    /// The key of its host: the routing, politeness and frontier key (see [`HostKey`]).
+    pub fn host_key(&self) -> HostKey {
+        HostKey::of(&self.0).expect("a canonical URL is an http(s) URL with a host")
     }
 
     /// The per-job dedup key stored in the frontier database.
@@ -125,7 +122,7 @@ pub fn canonicalize_relative(base: &Url, href: &str) -> Result<CanonicalUrl, Can
 /// Canonicalises a URL parsed already (e.g. a link the scraper resolved), without parsing
 /// it again.
 pub fn canonicalize_url(url: Url) -> Result<CanonicalUrl, CanonicalError> {
-    if !is_web_scheme(&url) {
+    if !is_web_url(&url) {
         return Err(CanonicalError::UnsupportedScheme {
             url: url.as_str().to_owned(),
             scheme: url.scheme().to_owned(),
@@ -134,13 +131,9 @@ pub fn canonicalize_url(url: Url) -> Result<CanonicalUrl, CanonicalError> {
     Ok(normalized(url))
 }
 
-fn is_web_scheme(url: &Url) -> bool {
-    matches!(url.scheme(), "http" | "https")
-}
-
 /// Applies the rules the `url` crate does not: scheme check, fragment, percent-encoding, query.
 fn from_parsed(url: Url, original: &str) -> Result<CanonicalUrl, CanonicalError> {
-    if !is_web_scheme(&url) {
+    if !is_web_url(&url) {
         return Err(CanonicalError::UnsupportedScheme {
             url: original.to_owned(),
             scheme: url.scheme().to_owned(),
@@ -448,7 +441,7 @@ mod tests {
 
     #[test]
     fn host_key_adds_only_non_default_ports() {
-        let key = |url: &str| canonicalize(url).expect(url).host_key();
+        let key = |url: &str| canonicalize(url).expect(url).host_key().to_string();
         assert_eq!(key("http://Example.com:80/"), "example.com");
         assert_eq!(key("https://example.com:443/"), "example.com");
         assert_eq!(key("http://127.0.0.2:8081/a"), "127.0.0.2:8081");

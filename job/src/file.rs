@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{Deserializer, MapAccess, Visitor};
 
-use super::path::{FieldPath, Issue};
+use crate::path::{FieldPath, Issue};
 
 /// Parses the text of a job file into its TOML shape.
 pub(super) fn parse(source: &str) -> Result<JobFile, toml::de::Error> {

@@ -62,7 +62,7 @@ fn seed_hosts(seeds: &[String]) -> Vec<String> {
     let mut hosts: Vec<String> = Vec::new();
     for seed in seeds {
         if let Ok(url) = canonicalize(seed) {
-            let host = url.host_key();
+            let host = url.host_key().to_string();
             if !hosts.contains(&host) {
                 hosts.push(host);
             }
