@@ -279,7 +279,10 @@ fn check_politeness(politeness: &Politeness, issues: &mut Vec<Issue>) {
     }
 }
 
-fn compile_recrawl(recrawl: &RecrawlSchedule, issues: &mut Vec<Issue>) -> Option<Recrawl> {
+pub(crate) fn compile_recrawl(
+    recrawl: &RecrawlSchedule,
+    issues: &mut Vec<Issue>,
+) -> Option<Recrawl> {
     let path = FieldPath::root("recrawl");
     let every = recrawl.every.trim();
     let cron = recrawl.cron.trim();

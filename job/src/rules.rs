@@ -3,10 +3,11 @@
 //! dispatcher (which links to admit) and the scrapers (what to fetch and extract) decide by,
 //! so the two cannot disagree about a link.
 
+use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
-use chrono::{DateTime, Utc};
-use owlmesh_proto::v1::JobSpec;
+use chrono::{DateTime, TimeZone, Utc};
+use owlmesh_proto::v1::{JobSpec, RecrawlSchedule};
 use regex::{Regex, RegexSet};
 use scraper::Selector;
 use url::Url;
@@ -140,6 +141,64 @@ impl CompiledJob {
 }
 
 impl Recrawl {
+    /// Reads a schedule (`every` or `cron`, not both), with the same checks and messages as
+    /// a whole spec's validation.
+    pub fn of_schedule(schedule: &RecrawlSchedule) -> Result<Self, SpecError> {
+        let mut issues = Vec::new();
+        match check::compile_recrawl(schedule, &mut issues) {
+            Some(recrawl) if issues.is_empty() => Ok(recrawl),
+            _ => Err(SpecError::from(InvalidSpec {
+                origin: None,
+                errors: location::unplaced_field_errors(issues),
+            })),
+        }
+    }
+
+    /// The schedule as stored with a job: an interval in milliseconds (0 for none) and a
+    /// cron expression (empty for none). `None` when the stored cron no longer parses.
+    pub fn from_stored(every_ms: i64, cron: &str) -> Option<Self> {
+        if every_ms > 0 {
+            return Some(Self::Every(Duration::from_millis(every_ms.unsigned_abs())));
+        }
+        if cron.is_empty() {
+            return Some(Self::Never);
+        }
+        cron::Schedule::from_str(cron)
+            .ok()
+            .map(|schedule| Self::Cron(Box::new(schedule)))
+    }
+
+    /// The interval to store, in milliseconds; 0 when there is none.
+    pub fn every_ms(&self) -> i64 {
+        match self {
+            Self::Every(interval) => i64::try_from(interval.as_millis()).unwrap_or(i64::MAX),
+            Self::Never | Self::Cron(_) => 0,
+        }
+    }
+
+    /// The cron expression to store; empty when there is none.
+    pub fn cron_source(&self) -> &str {
+        match self {
+            Self::Cron(schedule) => schedule.source(),
+            Self::Never | Self::Every(_) => "",
+        }
+    }
+
+    /// In Unix milliseconds, when the epoch that started at `epoch_started_at` and finished
+    /// at `now` is followed by the next one; 0 for never. Never earlier than `now`: an epoch
+    /// that outlasted its interval is followed at once.
+    pub fn next_epoch_at(&self, epoch_started_at: i64, now: i64) -> i64 {
+        match self {
+            Self::Never => 0,
+            Self::Every(_) => epoch_started_at.saturating_add(self.every_ms()).max(now),
+            Self::Cron(schedule) => Utc
+                .timestamp_millis_opt(now)
+                .single()
+                .and_then(|after| schedule.after(&after).next())
+                .map_or(0, |next| next.timestamp_millis()),
+        }
+    }
+
     /// The first scheduled time strictly after `time`; `None` when there is none.
     pub fn next_after(&self, time: SystemTime) -> Option<SystemTime> {
         match self {

@@ -941,3 +941,55 @@ proptest! {
         }
     }
 }
+
+mod recrawl_schedule {
+    use owlmesh_proto::v1::RecrawlSchedule;
+
+    use super::*;
+
+    fn schedule(every: &str, cron: &str) -> RecrawlSchedule {
+        RecrawlSchedule {
+            every: every.to_owned(),
+            cron: cron.to_owned(),
+        }
+    }
+
+    fn stored(every: &str, cron: &str) -> Recrawl {
+        let recrawl = Recrawl::of_schedule(&schedule(every, cron)).expect("valid schedule");
+        Recrawl::from_stored(recrawl.every_ms(), recrawl.cron_source()).expect("stored")
+    }
+
+    #[test]
+    fn interval_counts_from_the_epoch_start() {
+        let recrawl = stored("90m", "");
+        assert_eq!(recrawl.next_epoch_at(1_000, 2_000), 1_000 + 90 * 60 * 1000);
+        // An epoch that outlasted its interval is followed at once.
+        assert_eq!(recrawl.next_epoch_at(1_000, 10_000_000), 10_000_000);
+    }
+
+    #[test]
+    fn cron_fires_after_now() {
+        let recrawl = stored("", "0 0 3 * * *");
+        // 2024-01-01T00:00:00Z, then 03:00 the same day.
+        let midnight = 1_704_067_200_000;
+        assert_eq!(
+            recrawl.next_epoch_at(0, midnight),
+            midnight + 3 * 3600 * 1000
+        );
+    }
+
+    #[test]
+    fn no_schedule_means_no_next_epoch() {
+        assert_eq!(stored("", "").next_epoch_at(1, 2), 0);
+        assert!(matches!(Recrawl::from_stored(0, ""), Some(Recrawl::Never)));
+    }
+
+    #[test]
+    fn rejects_unreadable_schedules() {
+        assert!(Recrawl::of_schedule(&schedule("soon", "")).is_err());
+        assert!(Recrawl::of_schedule(&schedule("", "every day")).is_err());
+        assert!(Recrawl::of_schedule(&schedule("1h", "0 0 3 * * *")).is_err());
+        assert!(Recrawl::of_schedule(&schedule("0s", "")).is_err());
+        assert!(Recrawl::from_stored(0, "every day").is_none());
+    }
+}

@@ -1,5 +1,6 @@
 //! Jobs: creation with their seeds, reads, state changes, crawl epochs, queue depth.
 
+use owlmesh_job::Recrawl;
 use owlmesh_proto::v1::JobSpec;
 use prost::Message;
 
@@ -9,7 +10,6 @@ use super::ledger::{Counts, JobRow, Ledger};
 use super::model::{
     EpochStart, JobDepth, JobRecord, JobState, NewJob, QueueDepth, UrlRecord, UrlState,
 };
-use super::schedule::Recrawl;
 use super::store::{FrontierPool, Statement, Tx};
 
 /// Letters of job ids: lowercase, without the easily confused i, l, o and u.
@@ -79,7 +79,11 @@ fn decode(row: JobWithSpec) -> Result<JobRecord> {
 /// Stores a new job and admits its seeds; see [`super::Frontier::create_job`].
 pub(super) async fn create_job(pool: &FrontierPool, new: NewJob<'_>) -> Result<JobRecord> {
     let spec = new.spec;
-    let recrawl = Recrawl::from_spec(spec.recrawl.as_ref())?;
+    let recrawl = match &spec.recrawl {
+        Some(schedule) => Recrawl::of_schedule(schedule)
+            .map_err(|error| FrontierError::InvalidSchedule(error.to_string()))?,
+        None => Recrawl::Never,
+    };
     let job = JobRow {
         id: new_job_id(),
         name: spec.name.clone(),
@@ -89,8 +93,8 @@ pub(super) async fn create_job(pool: &FrontierPool, new: NewJob<'_>) -> Result<J
         max_pages: i64::try_from(spec.max_pages).unwrap_or(i64::MAX),
         max_depth: i64::from(spec.max_depth),
         max_retries: i64::from(spec.max_retries),
-        recrawl_every_ms: recrawl.every_ms,
-        recrawl_cron: recrawl.cron,
+        recrawl_every_ms: recrawl.every_ms(),
+        recrawl_cron: recrawl.cron_source().to_owned(),
         epoch: 1,
         epoch_started_at: new.now_ms,
         next_epoch_at: 0,

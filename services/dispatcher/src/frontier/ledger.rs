@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use super::error::Result;
 use super::model::{JobState, Progress};
-use super::schedule::Recrawl;
 use super::store::{Statement, Tx};
+use owlmesh_job::Recrawl;
 
 /// A jobs row, without its spec.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -49,12 +49,13 @@ pub(super) struct Counts {
 }
 
 impl JobRow {
-    /// The job's recrawl schedule.
+    /// The job's recrawl schedule. It was checked when the job was created; one that no
+    /// longer parses stops the recrawls rather than the transaction finishing the epoch.
     pub(super) fn recrawl(&self) -> Recrawl {
-        Recrawl {
-            every_ms: self.recrawl_every_ms,
-            cron: self.recrawl_cron.clone(),
-        }
+        Recrawl::from_stored(self.recrawl_every_ms, &self.recrawl_cron).unwrap_or_else(|| {
+            tracing::warn!(job = %self.id, cron = %self.recrawl_cron, "recrawl schedule does not parse");
+            Recrawl::Never
+        })
     }
 
     /// The public view of the counters.

@@ -46,7 +46,6 @@ mod known;
 mod leases;
 mod ledger;
 mod model;
-mod schedule;
 mod sql;
 mod store;
 
