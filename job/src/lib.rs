@@ -136,6 +136,13 @@ impl fmt::Display for FieldError {
     }
 }
 
+/// The key that picks a document's archiver shard: its job and canonical URL (events of a
+/// whole job have an empty URL). Re-scrapes of one URL meet in one shard, so change
+/// detection and dedup stay local to it.
+pub fn document_key(job_id: &str, url: &str) -> String {
+    format!("{job_id} {url}")
+}
+
 /// Reads, parses and validates a job file; the spec has its defaults filled in.
 pub fn parse_job_file(path: &Path) -> Result<JobSpec, SpecError> {
     let source = std::fs::read_to_string(path).map_err(|source| SpecError::Read {

@@ -17,6 +17,6 @@ pub use failover::{FailoverChannel, SUSPECT_PERIOD, is_unreachable};
 pub use membership::{MembershipView, MembershipWatcher};
 pub use outbox::{
     ArchiveOutbox, Archived, DEFAULT_BATCH_SIZE, DEFAULT_LINGER, DEFAULT_OUTBOX_CAPACITY,
-    OutboxConfig, OutboxError, OutboxStats, document_key,
+    OutboxConfig, OutboxError, OutboxStats,
 };
 pub use registrar::{LoadReporter, Registrar, RegistrarConfig};

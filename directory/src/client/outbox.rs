@@ -95,15 +95,10 @@ impl Item {
     /// The document key that picks the archiver: job and URL (events of a whole job: job).
     fn key(&self) -> String {
         match self {
-            Item::Page(page, _) => document_key(&page.job_id, &page.url),
-            Item::Event(event) => document_key(&event.job_id, &event.url),
+            Item::Page(page, _) => owlmesh_job::document_key(&page.job_id, &page.url),
+            Item::Event(event) => owlmesh_job::document_key(&event.job_id, &event.url),
         }
     }
-}
-
-/// The routing key of a document: its job and canonical URL.
-pub fn document_key(job_id: &str, url: &str) -> String {
-    format!("{job_id} {url}")
 }
 
 /// A handle to the outbox; cheap to clone.
