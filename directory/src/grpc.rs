@@ -1,6 +1,11 @@
 //! The gRPC server every owlmesh service runs: its own services, plus `grpc.health.v1` and
 //! server reflection (v1 and v1alpha) so `grpcurl list` and `describe` work everywhere, and
 //! the caller's trace continued on every call that carries one.
+//!
+//! Reflection advertises only the services this port serves, and a call of any other
+//! service answers UNIMPLEMENTED with a message that says what is served here.
+
+mod not_served;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -14,10 +19,12 @@ use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
+use tonic_reflection::pb::{v1, v1alpha};
 
 use crate::Result;
 
-/// A gRPC server under construction: health and reflection are already in.
+/// A gRPC server under construction: health is already in, reflection is added when it
+/// serves, once every service it advertises is known.
 pub struct GrpcServer {
     routes: RoutesBuilder,
     health: ServiceHealth,
@@ -81,16 +88,6 @@ impl GrpcServer {
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let mut routes = RoutesBuilder::default();
         routes.add_service(health_service);
-        routes.add_service(
-            reflection_builder()
-                .build_v1()
-                .expect("the compiled descriptor sets are valid"),
-        );
-        routes.add_service(
-            reflection_builder()
-                .build_v1alpha()
-                .expect("the compiled descriptor sets are valid"),
-        );
         Self {
             routes,
             health: ServiceHealth {
@@ -135,15 +132,56 @@ impl GrpcServer {
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
             .layer(crate::trace_layer::layer())
-            .add_routes(self.routes.routes())
+            .add_routes(self.into_routes())
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
             .await?;
         Ok(())
     }
+
+    /// This port's own services, then health and reflection: what reflection lists and
+    /// what a call of another service is told is served here.
+    fn served(&self) -> Vec<&'static str> {
+        let mut served = self.health.service_names.clone();
+        served.extend([
+            tonic_health::pb::health_server::SERVICE_NAME,
+            v1::server_reflection_server::SERVICE_NAME,
+            v1alpha::server_reflection_server::SERVICE_NAME,
+        ]);
+        served
+    }
+
+    /// The routes with reflection in and the fallback that names what is served.
+    fn into_routes(self) -> tonic::service::Routes {
+        let served = self.served();
+        let mut routes = self.routes;
+        routes.add_service(
+            reflection_builder(&served)
+                .build_v1()
+                .expect("the compiled descriptor sets are valid"),
+        );
+        routes.add_service(
+            reflection_builder(&served)
+                .build_v1alpha()
+                .expect("the compiled descriptor sets are valid"),
+        );
+        let router = routes.routes().into_axum_router();
+        not_served::fallback(router, &served).into()
+    }
 }
 
-fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
-    tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(owlmesh_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+/// Reflection that knows every owlmesh message (so `describe` resolves every type a served
+/// service uses) but advertises only `served`: without the names it would list every service
+/// of the descriptor sets, the other kinds' too.
+///
+/// Both reflection versions' descriptors are in both services, as each would otherwise only
+/// know its own and fail to describe the other, which it advertises.
+fn reflection_builder(served: &[&'static str]) -> tonic_reflection::server::Builder<'static> {
+    served.iter().fold(
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(owlmesh_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(v1alpha::FILE_DESCRIPTOR_SET),
+        |builder, name| builder.with_service_name(*name),
+    )
 }

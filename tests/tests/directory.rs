@@ -1,5 +1,5 @@
 //! The directory and the mesh client, over real sockets: leases, routing, failover,
-//! restarts, reflection and bad input.
+//! restarts, reflection (each port advertising only what it serves) and bad input.
 
 mod support;
 
@@ -20,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 
-use support::{OwlmeshProcess, eventually, reflection, start_directory};
+use support::mesh::{TestMesh, Topology};
+use support::{OwlmeshProcess, eventually, grpcurl, reflection, start_directory};
 
 fn instance(kind: &str, id: &str, address: &str, priority: i32) -> Instance {
     Instance {
@@ -377,18 +378,9 @@ async fn reflection_lists_the_services_and_route_answers_json() {
         .await
         .unwrap();
 
-    let services = reflection::list_services(&channel).await.unwrap();
-    for expected in [
-        "owlmesh.v1.Directory",
-        "owlmesh.v1.Telemetry",
-        "grpc.health.v1.Health",
-        "grpc.reflection.v1.ServerReflection",
-    ] {
-        assert!(
-            services.iter().any(|s| s == expected),
-            "{expected} missing from {services:?}"
-        );
-    }
+    let mut services = reflection::list_services(&channel).await.unwrap();
+    services.sort();
+    assert_eq!(services, sorted(served_by("owlmesh.v1.Directory")));
     let route = reflection::call_json(
         &channel,
         "owlmesh.v1.Directory",
@@ -499,4 +491,190 @@ async fn bad_requests_are_rejected_with_the_field_and_reason() {
         live_ids(&mut client, "").await.is_empty(),
         "nothing was registered half-way"
     );
+}
+
+/// One method of each kind's own service, which no other kind serves.
+const OWN_METHODS: [&str; 4] = [
+    "owlmesh.v1.Directory/List",
+    "owlmesh.v1.Dispatcher/GetJob",
+    "owlmesh.v1.Scraper/Try",
+    "owlmesh.v1.Archiver/QueryEvents",
+];
+
+/// What a port serving `own` serves, in the order its server names them.
+fn served_by(own: &str) -> Vec<String> {
+    [
+        own,
+        "owlmesh.v1.Telemetry",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn sorted(mut names: Vec<String>) -> Vec<String> {
+    names.sort();
+    names
+}
+
+/// The message of a call of `method` on a port that serves `served`.
+fn not_served_message(method: &str, served: &[String]) -> String {
+    format!(
+        "{method} is not served here; this port serves {}",
+        served.join(", ")
+    )
+}
+
+/// A mesh of one process of each kind, and each one's own method and address.
+async fn one_of_each_kind() -> (TestMesh, Vec<(&'static str, SocketAddr)>) {
+    let topology = Topology {
+        dispatchers: 1,
+        scrapers: 1,
+        archivers: 1,
+    };
+    let mesh = TestMesh::start(topology, &[]).await.unwrap();
+    let ports = OWN_METHODS
+        .into_iter()
+        .zip([
+            mesh.directory.address,
+            mesh.dispatchers[0].address,
+            mesh.scrapers[0].address,
+            mesh.archivers[0].address,
+        ])
+        .collect();
+    (mesh, ports)
+}
+
+/// Calls `method` with an empty request through its generated client.
+async fn call(channel: &Channel, method: &str) -> Result<(), Status> {
+    use owlmesh_proto::v1::archiver_client::ArchiverClient;
+    use owlmesh_proto::v1::dispatcher_client::DispatcherClient;
+    use owlmesh_proto::v1::scraper_client::ScraperClient;
+    use owlmesh_proto::v1::{JobRequest, QueryEventsRequest, TryRequest};
+    let channel = channel.clone();
+    match method {
+        "owlmesh.v1.Directory/List" => DirectoryClient::new(channel)
+            .list(ListRequest::default())
+            .await
+            .map(drop),
+        "owlmesh.v1.Dispatcher/GetJob" => DispatcherClient::new(channel)
+            .get_job(JobRequest::default())
+            .await
+            .map(drop),
+        "owlmesh.v1.Scraper/Try" => ScraperClient::new(channel)
+            .r#try(TryRequest::default())
+            .await
+            .map(drop),
+        "owlmesh.v1.Archiver/QueryEvents" => ArchiverClient::new(channel)
+            .query_events(QueryEventsRequest::default())
+            .await
+            .map(drop),
+        other => panic!("no client for {other}"),
+    }
+}
+
+#[tokio::test]
+async fn each_port_advertises_and_answers_only_the_services_it_serves() {
+    let (_mesh, ports) = one_of_each_kind().await;
+    for (own_method, address) in ports {
+        let own = own_method.split_once('/').unwrap().0;
+        let served = served_by(own);
+        let channel = Channel::from_shared(format!("http://{address}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+
+        let v1 = reflection::list_services(&channel).await.unwrap();
+        assert_eq!(sorted(v1), sorted(served.clone()), "v1 reflection of {own}");
+        let v1alpha = reflection::list_services_v1alpha(&channel).await.unwrap();
+        assert_eq!(
+            sorted(v1alpha),
+            sorted(served.clone()),
+            "v1alpha reflection of {own}"
+        );
+        for service in &served {
+            let pool = reflection::descriptors(&channel, service).await.unwrap();
+            assert!(
+                pool.get_service_by_name(service).is_some(),
+                "{own}'s port cannot describe {service}"
+            );
+        }
+
+        for method in OWN_METHODS.into_iter().filter(|&m| m != own_method) {
+            let status = call(&channel, method).await.unwrap_err();
+            assert_eq!(status.code(), Code::Unimplemented, "{method} on {own}");
+            assert_eq!(
+                status.message(),
+                not_served_message(method, &served),
+                "{method} on {own}"
+            );
+        }
+        // Its own method is served: whatever it makes of an empty request, not UNIMPLEMENTED.
+        if let Err(status) = call(&channel, own_method).await {
+            assert_ne!(
+                status.code(),
+                Code::Unimplemented,
+                "{own_method}: {status:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn grpcurl_lists_describes_and_is_told_what_each_port_serves() {
+    let test = "grpcurl_lists_describes_and_is_told_what_each_port_serves";
+    let Some(grpcurl) = grpcurl::find(test) else {
+        return;
+    };
+    let (_mesh, ports) = one_of_each_kind().await;
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    for (own_method, address) in ports {
+        let own = own_method.split_once('/').unwrap().0;
+        let served = served_by(own);
+        let address = address.to_string();
+
+        let list = grpcurl::run(&grpcurl, &["-plaintext", &address, "list"])
+            .await
+            .unwrap();
+        assert!(
+            list.status.success(),
+            "list on {own}: {}",
+            text(&list.stderr)
+        );
+        let lines: Vec<String> = text(&list.stdout).lines().map(String::from).collect();
+        assert_eq!(lines, sorted(served.clone()), "grpcurl list on {own}");
+
+        for service in &served {
+            let args = ["-plaintext", &address, "describe", service];
+            let describe = grpcurl::run(&grpcurl, &args).await.unwrap();
+            assert!(
+                describe.status.success(),
+                "describe {service} on {own}: {}",
+                text(&describe.stderr)
+            );
+            assert!(
+                text(&describe.stdout).starts_with(&format!("{service} is a service:")),
+                "describe {service} on {own}: {}",
+                text(&describe.stdout)
+            );
+        }
+
+        for method in OWN_METHODS.into_iter().filter(|&m| m != own_method) {
+            let args = ["-plaintext", "-d", "{}", &address, method];
+            let call = grpcurl::run(&grpcurl, &args).await.unwrap();
+            assert!(!call.status.success(), "{method} on {own} succeeded");
+            let stderr = text(&call.stderr);
+            let expected = format!(
+                "Code: Unimplemented\n  Message: {}\n",
+                not_served_message(method, &served)
+            );
+            assert!(
+                stderr.contains(&expected),
+                "{method} on {own}: expected {expected:?} in {stderr:?}"
+            );
+        }
+    }
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod collector;
+pub mod grpcurl;
 pub mod job;
 pub mod mesh;
 pub mod reflection;

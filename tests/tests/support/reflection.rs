@@ -40,17 +40,54 @@ pub async fn list_services(channel: &Channel) -> anyhow::Result<Vec<String>> {
     }
 }
 
-/// The descriptors the server gives for `symbol` and everything it imports.
-pub async fn descriptors(channel: &Channel, symbol: &str) -> anyhow::Result<DescriptorPool> {
-    let answer = ask(channel, MessageRequest::FileContainingSymbol(symbol.into())).await?;
-    let MessageResponse::FileDescriptorResponse(files) = answer else {
-        bail!("unexpected answer {answer:?}");
+/// [`list_services`] through the older v1alpha reflection, which grpcurl before 1.8.7 speaks.
+pub async fn list_services_v1alpha(channel: &Channel) -> anyhow::Result<Vec<String>> {
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
     };
-    let file = files
-        .file_descriptor_proto
-        .iter()
-        .map(|bytes| FileDescriptorProto::decode(bytes.as_slice()))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut answers = ServerReflectionClient::new(channel.clone())
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await?
+        .into_inner();
+    let answer = answers.next().await.context("no answer")??;
+    match answer.message_response.context("empty answer")? {
+        MessageResponse::ListServicesResponse(list) => Ok(list
+            .service
+            .into_iter()
+            .map(|service| service.name)
+            .collect()),
+        other => bail!("unexpected answer {other:?}"),
+    }
+}
+
+/// The descriptors the server gives for `symbol` and everything it imports, asked for file by
+/// file as grpcurl does: the server answers each request with the one file asked for.
+pub async fn descriptors(channel: &Channel, symbol: &str) -> anyhow::Result<DescriptorPool> {
+    let mut request = MessageRequest::FileContainingSymbol(symbol.into());
+    let mut file = Vec::new();
+    let mut wanted = Vec::new();
+    loop {
+        let answer = ask(channel, request).await?;
+        let MessageResponse::FileDescriptorResponse(files) = answer else {
+            bail!("unexpected answer {answer:?}");
+        };
+        for bytes in &files.file_descriptor_proto {
+            let proto = FileDescriptorProto::decode(bytes.as_slice())?;
+            wanted.extend(proto.dependency.iter().cloned());
+            file.push(proto);
+        }
+        wanted.retain(|name| !file.iter().any(|known| known.name() == name));
+        match wanted.pop() {
+            Some(name) => request = MessageRequest::FileByFilename(name),
+            None => break,
+        }
+    }
+    // The pool takes the files in any order.
     Ok(DescriptorPool::from_file_descriptor_set(
         FileDescriptorSet { file },
     )?)
