@@ -1,12 +1,14 @@
 //! Test support for owlmesh: a local website with known content, served over real HTTP,
-//! for tests that crawl it. End-to-end tests of the real processes live in `tests/`.
+//! for tests that crawl it, and the helpers every test suite shares. End-to-end tests of the real processes live in `tests/`.
 //!
 //! This library depends on no owlmesh crate, so every service crate can dev-depend on it.
 
 mod catalogue;
+mod eventually;
 mod site;
 mod truth;
 
+pub use eventually::{eventually, eventually_true};
 pub use site::{
     DEFAULT_CATEGORIES, DEFAULT_DOCUMENTS_EVERY, DEFAULT_HUGE_PAGE_BYTES, DEFAULT_PRODUCTS,
     DEFAULT_PRODUCTS_PER_PAGE, DEFAULT_RETRY_AFTER, DEFAULT_SLOW_DELAY, RequestRecord, RobotsMode,

@@ -11,7 +11,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use common::{Harness, batch, eventually, page, pages};
+use common::{Harness, batch, page, pages};
+use owlmesh_tests::eventually_true;
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -98,7 +99,7 @@ async fn webhook_retries_a_failed_post_and_delivers_every_item() {
     );
 
     let bodies = receiver.bodies.clone();
-    eventually(Duration::from_secs(10), || {
+    eventually_true(Duration::from_secs(10), "the writer's output", || {
         bodies.lock().unwrap().len() == 3
     })
     .await;
@@ -150,7 +151,7 @@ async fn webhook_gives_up_at_once_on_a_client_error() {
         .await;
 
     let stats = harness.service.stats();
-    eventually(Duration::from_secs(10), || {
+    eventually_true(Duration::from_secs(10), "the writer's output", || {
         stats.snapshot().webhook_failed == 1
     })
     .await;

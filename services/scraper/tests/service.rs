@@ -9,9 +9,9 @@ use std::time::Duration;
 use owlmesh_proto::v1::{
     FieldValue, LoadState, OutcomeStatus, Politeness, TryRequest, field_value,
 };
-use owlmesh_tests::{SiteConfig, paths};
+use owlmesh_tests::{SiteConfig, eventually_true, paths};
 use support::fakes::{Entry, Mode};
-use support::{Mesh, MeshSetup, SCRAPER_ID, counter, eventually, is};
+use support::{DEADLINE, Mesh, MeshSetup, SCRAPER_ID, counter, is};
 
 fn text(fields: &HashMap<String, FieldValue>, name: &str) -> String {
     match fields.get(name).and_then(|value| value.value.as_ref()) {
@@ -156,7 +156,7 @@ async fn a_silent_archiver_holds_back_done_outcomes_and_the_intake_stays_bounded
         })
         .await;
 
-    eventually("8 assignments and a full outbox", || {
+    eventually_true(DEADLINE, "8 assignments and a full outbox", || {
         mesh.log.assigned().len() == 8 && mesh.pages_received_by_archiver() == 4
     })
     .await;
@@ -281,7 +281,10 @@ async fn revoked_assignments_are_dropped_unfetched_and_their_slots_offered_again
     .await;
     let urls = mesh.assign_products(4);
     let scraper = mesh.scraper(|_| {}).await;
-    eventually("a first outcome", || !mesh.log.outcomes().is_empty()).await;
+    eventually_true(DEADLINE, "a first outcome", || {
+        !mesh.log.outcomes().is_empty()
+    })
+    .await;
 
     // One page is done and one waits for the host's delay, so two more wait behind it.
     let waiting: Vec<u64> = mesh
@@ -303,7 +306,7 @@ async fn revoked_assignments_are_dropped_unfetched_and_their_slots_offered_again
     // revoked ones would have run before it.
     let later = mesh.site.product_url(4);
     mesh.assign(&[&later]);
-    eventually("the later page", || {
+    eventually_true(DEADLINE, "the later page", || {
         mesh.log.outcomes().iter().any(|(_, o)| o.url == later)
     })
     .await;
@@ -465,7 +468,10 @@ async fn shutdown_hands_back_unstarted_assignments_and_leaves_the_mesh() {
     let urls = mesh.assign_products(6);
     let scraper = mesh.scraper(|config| config.slots = 8).await;
     let scrapers = mesh.watch("scraper");
-    eventually("a first outcome", || !mesh.log.outcomes().is_empty()).await;
+    eventually_true(DEADLINE, "a first outcome", || {
+        !mesh.log.outcomes().is_empty()
+    })
+    .await;
 
     let took = scraper.stop().await;
     assert!(took < Duration::from_secs(6), "drained in {took:?}");

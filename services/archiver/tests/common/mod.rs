@@ -184,18 +184,6 @@ pub fn pages(job_id: &str, first: usize, count: usize, handler: &str) -> Vec<Pag
         .collect()
 }
 
-/// Polls `condition` until it holds, failing the test after `deadline`.
-pub async fn eventually(deadline: Duration, mut condition: impl FnMut() -> bool) {
-    let give_up = tokio::time::Instant::now() + deadline;
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < give_up,
-            "condition not met within {deadline:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// An archiver serving on `127.0.0.1:0` over a fresh data folder, with a connected client.
 pub struct Harness {
     pub dir: TempDir,

@@ -22,7 +22,7 @@ use owlmesh_proto::v1::{
     Outcome, OutcomeStatus, Politeness, Stats, TryRequest, TryResponse,
 };
 use owlmesh_scraper::ScraperConfig;
-use owlmesh_tests::{SiteConfig, TestSite};
+use owlmesh_tests::{SiteConfig, TestSite, eventually_true};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -35,7 +35,7 @@ pub(crate) const AGENT: &str = "owlmesh-test";
 /// The scraper's instance id.
 pub(crate) const SCRAPER_ID: &str = "scraper-1";
 /// How long any awaited condition may take.
-const DEADLINE: Duration = Duration::from_secs(20);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(20);
 
 /// What to start.
 pub(crate) struct MeshSetup {
@@ -170,7 +170,7 @@ impl Mesh {
 
     /// Waits until the dispatchers received `count` outcomes; returns them by URL.
     pub(crate) async fn outcomes(&self, count: usize) -> HashMap<String, Outcome> {
-        eventually(&format!("{count} outcomes"), || {
+        eventually_true(DEADLINE, &format!("{count} outcomes"), || {
             self.log.outcomes().len() >= count
         })
         .await;
@@ -293,15 +293,6 @@ impl Scraper {
             .expect("serve does not panic");
         result.expect("serve ends cleanly");
         begin.elapsed()
-    }
-}
-
-/// Polls `condition` until it holds; fails the test at the deadline.
-pub(crate) async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
