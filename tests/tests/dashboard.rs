@@ -17,12 +17,13 @@ use std::time::{Duration, Instant};
 use browser::{Browser, Page};
 use owlmesh_proto::v1::telemetry_client::TelemetryClient;
 use owlmesh_proto::v1::{GetStatsRequest, Stats};
+use owlmesh_tests::eventually;
 use owlmesh_tests::{SiteConfig, TestSite};
 use prometheus_parse::{LineInfo, Sample, Scrape, Value as PromValue};
 use serde_json::Value;
+use support::OwlmeshProcess;
 use support::job::CatalogueJob;
 use support::mesh::{TestMesh, Topology};
-use support::{OwlmeshProcess, eventually};
 
 /// The screen the page must be usable on, and the screenshot's size.
 const WIDTH: u32 = 1366;

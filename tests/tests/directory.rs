@@ -20,8 +20,9 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 
+use owlmesh_tests::eventually;
 use support::mesh::{TestMesh, Topology};
-use support::{OwlmeshProcess, eventually, grpcurl, reflection, start_directory};
+use support::{OwlmeshProcess, grpcurl, reflection, start_directory};
 
 fn instance(kind: &str, id: &str, address: &str, priority: i32) -> Instance {
     Instance {

@@ -15,10 +15,11 @@ use owlmesh_proto::v1::archiver_client::ArchiverClient;
 use owlmesh_proto::v1::directory_client::DirectoryClient;
 use owlmesh_proto::v1::dispatcher_client::DispatcherClient;
 use owlmesh_proto::v1::{Job, JobRequest, ListRequest, QueryItemsRequest};
+use owlmesh_tests::eventually;
 use owlmesh_tests::{SiteConfig, TestSite};
 use support::job::CatalogueJob;
 use support::mesh::{Kind, LEASE_TTL, TestMesh, Topology};
-use support::{OwlmeshProcess, counter, eventually, queue};
+use support::{OwlmeshProcess, counter, queue};
 
 /// One test at a time (see the file's header).
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

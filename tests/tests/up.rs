@@ -13,7 +13,8 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
-use support::{eventually, owlmesh_bin};
+use owlmesh_tests::eventually;
+use support::owlmesh_bin;
 
 /// Products in the demo shop: enough for listings that paginate, small enough to be quick.
 const PRODUCTS: usize = 300;

@@ -9,11 +9,10 @@ pub mod job;
 pub mod mesh;
 pub mod reflection;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use owlmesh_directory::DirectoryConfig;
@@ -176,23 +175,4 @@ pub async fn start_directory(lease_ttl: Duration) -> (SocketAddr, CancellationTo
     let config = DirectoryConfig { lease_ttl };
     tokio::spawn(owlmesh_directory::serve(listener, config, shutdown.clone()));
     (address, shutdown)
-}
-
-/// Polls `condition` until it holds, or fails after `deadline`.
-pub async fn eventually<F, Fut>(deadline: Duration, what: &str, mut condition: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let started = Instant::now();
-    loop {
-        if condition().await {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < deadline,
-            "{what}: not true after {deadline:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
