@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use owlmesh_directory::DirectoryConfig;
-use owlmesh_directory::client::MembershipWatcher;
+use owlmesh_mesh::client::MembershipWatcher;
 use owlmesh_proto::v1::directory_client::DirectoryClient;
 use owlmesh_proto::v1::{HeartbeatRequest, Instance, Load, RegisterRequest, RouteRequest};
 use tokio::net::TcpListener;

@@ -1,6 +1,8 @@
-//! Errors of the directory service and the mesh client, and their gRPC status codes.
+//! Errors of the directory service, and their gRPC status codes.
 
-/// What can go wrong in the directory or when talking to it.
+use owlmesh_mesh::MeshError;
+
+/// What can go wrong in the directory.
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
     /// A request field is missing or malformed.
@@ -17,15 +19,9 @@ pub enum DirectoryError {
     /// No live instance of the kind.
     #[error("no live {0} instance")]
     NoInstance(String),
-    /// A gRPC server could not be started or failed.
-    #[error("grpc server: {0}")]
-    Transport(#[from] tonic::transport::Error),
-    /// A socket could not be used.
-    #[error("io: {0}")]
-    Io(#[from] std::io::Error),
-    /// A call to another instance failed.
-    #[error("{0}")]
-    Status(#[from] tonic::Status),
+    /// Serving failed.
+    #[error(transparent)]
+    Mesh(#[from] MeshError),
 }
 
 /// Shorthand for results of this crate.
@@ -37,10 +33,7 @@ impl From<DirectoryError> for tonic::Status {
             DirectoryError::InvalidArgument { .. } => Self::invalid_argument(error.to_string()),
             DirectoryError::LeaseNotFound(_) => Self::not_found(error.to_string()),
             DirectoryError::NoInstance(_) => Self::unavailable(error.to_string()),
-            DirectoryError::Transport(_) | DirectoryError::Io(_) => {
-                Self::internal(error.to_string())
-            }
-            DirectoryError::Status(status) => status,
+            DirectoryError::Mesh(error) => error.into(),
         }
     }
 }

@@ -6,13 +6,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use owlmesh_proto::v1::{Instance, Load, Membership};
 use tokio::sync::watch;
 
-use crate::ring::HashRouter;
 use crate::{DirectoryError, Result};
+use owlmesh_mesh::client::sort_failover;
+use owlmesh_mesh::clock::unix_ms;
+use owlmesh_mesh::ring::HashRouter;
 
 /// Identifies an instance: its kind and id.
 type InstanceKey = (String, String);
@@ -204,13 +206,6 @@ impl Registry {
     }
 }
 
-/// Sorts instances into failover order: priority, then registration time, then id.
-pub fn sort_failover(instances: &mut [Instance]) {
-    instances.sort_by(|a, b| {
-        (a.priority, a.registered_at_ms, &a.id).cmp(&(b.priority, b.registered_at_ms, &b.id))
-    });
-}
-
 fn remove_lease(state: &mut State, lease_id: &str) -> bool {
     let Some(entry) = state.leases.remove(lease_id) else {
         return false;
@@ -219,13 +214,6 @@ fn remove_lease(state: &mut State, lease_id: &str) -> bool {
     state.rings.remove(&kind);
     state.lease_of.remove(&(kind, id));
     true
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as i64)
 }
 
 #[cfg(test)]

@@ -21,8 +21,11 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, instrument};
 
-use crate::grpc::GrpcServer;
-use crate::registry::{Registry, unix_ms};
+use owlmesh_mesh::MeshError;
+use owlmesh_mesh::clock::unix_ms;
+use owlmesh_mesh::grpc::GrpcServer;
+
+use crate::registry::Registry;
 use crate::validate::{require_kind, validate_instance};
 use crate::{DirectoryError, Result};
 
@@ -56,8 +59,9 @@ pub async fn serve(
         .add_service(DirectoryServer::new(service.clone()))
         .add_service(TelemetryServer::new(service));
     server.health().set_serving().await;
-    info!(address = %listener.local_addr()?, "directory serving");
-    server.serve(listener, shutdown).await
+    let address = listener.local_addr().map_err(MeshError::from)?;
+    info!(%address, "directory serving");
+    Ok(server.serve(listener, shutdown).await?)
 }
 
 /// Removes expired leases a few times per TTL, and ends the recovery window after one TTL.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Where the directory listens unless told otherwise.
-pub(crate) const DEFAULT_DIRECTORY_LISTEN: &str = owlmesh_directory::DEFAULT_DIRECTORY_ADDRESS;
+pub(crate) const DEFAULT_DIRECTORY_LISTEN: &str = owlmesh_mesh::DEFAULT_DIRECTORY_ADDRESS;
 
 /// owlmesh: a distributed, polite web-scraping mesh.
 #[derive(Debug, Parser)]

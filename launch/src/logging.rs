@@ -6,7 +6,7 @@
 //! takes the per-URL spans (target `owlmesh::trace`) and warnings, whatever the log level.
 //! Those spans carry a `trace_id` field, so log lines inside them name their trace.
 
-use owlmesh_directory::trace_context::TARGET;
+use owlmesh_mesh::trace_context::TARGET;
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use owlmesh_directory::client::{ChannelOptions, FailoverChannel, MembershipWatcher, endpoint};
+use owlmesh_mesh::client::{ChannelOptions, FailoverChannel, MembershipWatcher, endpoint};
 use owlmesh_proto::v1::directory_client::DirectoryClient;
 use owlmesh_proto::v1::dispatcher_client::DispatcherClient;
 use owlmesh_proto::v1::{Instance, ListRequest, ResolveRequest};

@@ -188,7 +188,7 @@ impl Exporter {
             .build();
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
         let tracer = provider.tracer("owlmesh");
-        owlmesh_directory::trace_context::enable();
+        owlmesh_mesh::trace_context::enable();
         Ok((Self { provider }, tracer))
     }
 

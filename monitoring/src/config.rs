@@ -47,7 +47,7 @@ impl Default for MonitoringConfig {
     fn default() -> Self {
         Self {
             id: "monitoring".into(),
-            directories: vec![owlmesh_directory::DEFAULT_DIRECTORY_ADDRESS.into()],
+            directories: vec![owlmesh_mesh::DEFAULT_DIRECTORY_ADDRESS.into()],
             poll_interval: DEFAULT_POLL_INTERVAL,
             poll_timeout: DEFAULT_POLL_TIMEOUT,
             gone_after: DEFAULT_GONE_AFTER,
@@ -74,7 +74,7 @@ impl MonitoringConfig {
         if let Some(bad) = self
             .directories
             .iter()
-            .find(|address| !owlmesh_directory::is_host_port(address))
+            .find(|address| !owlmesh_mesh::is_host_port(address))
         {
             return Err(MonitoringError::invalid(
                 "directories",

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use owlmesh_directory::telemetry::LatencyHistogram;
+use owlmesh_mesh::telemetry::LatencyHistogram;
 use owlmesh_proto::v1::Event;
 use tokio::sync::watch;
 

@@ -19,7 +19,7 @@ pub enum MonitoringError {
     Io(#[from] std::io::Error),
     /// Serving gRPC or joining the mesh failed.
     #[error("{0}")]
-    Mesh(#[from] owlmesh_directory::DirectoryError),
+    Mesh(#[from] owlmesh_mesh::MeshError),
 }
 
 impl MonitoringError {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use owlmesh_directory::client::{ChannelOptions, endpoint};
+use owlmesh_mesh::client::{ChannelOptions, endpoint};
 use owlmesh_proto::v1::dispatcher_client::DispatcherClient;
 use owlmesh_proto::v1::{Event, WatchEventsRequest};
 use serde::Serialize;

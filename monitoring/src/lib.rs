@@ -44,9 +44,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use owlmesh_directory::client::MembershipWatcher;
-use owlmesh_directory::grpc::GrpcServer;
-use owlmesh_directory::{MemberConfig, MeshMember};
+use owlmesh_mesh::client::MembershipWatcher;
+use owlmesh_mesh::grpc::GrpcServer;
+use owlmesh_mesh::{MemberConfig, MeshMember};
 use owlmesh_proto::v1::telemetry_server::TelemetryServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;

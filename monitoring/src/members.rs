@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use owlmesh_directory::telemetry::quantile_of;
+use owlmesh_mesh::telemetry::quantile_of;
 use owlmesh_proto::v1::{Histogram, Instance, LoadState, Stats};
 use serde::Serialize;
 

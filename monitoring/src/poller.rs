@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use owlmesh_directory::client::{ChannelOptions, MembershipView, MembershipWatcher, endpoint};
-use owlmesh_directory::registry::unix_ms;
+use owlmesh_mesh::client::{ChannelOptions, MembershipView, MembershipWatcher, endpoint};
+use owlmesh_mesh::clock::unix_ms;
 use owlmesh_proto::v1::directory_client::DirectoryClient;
 use owlmesh_proto::v1::dispatcher_client::DispatcherClient;
 use owlmesh_proto::v1::telemetry_client::TelemetryClient;

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use owlmesh_directory::registry::unix_ms;
-use owlmesh_directory::telemetry::counter;
+use owlmesh_mesh::clock::unix_ms;
+use owlmesh_mesh::telemetry::counter;
 use owlmesh_proto::v1::telemetry_server::Telemetry;
 use owlmesh_proto::v1::{GetStatsRequest, QueueDepth, Stats};
 use tonic::{Request, Response, Status};

@@ -13,7 +13,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use owlmesh_directory::telemetry::quantile_of;
+use owlmesh_mesh::telemetry::quantile_of;
 use owlmesh_proto::v1::telemetry_client::TelemetryClient;
 use owlmesh_proto::v1::{GetStatsRequest, Histogram};
 use owlmesh_tests::{SiteConfig, TestSite};

@@ -6,7 +6,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use owlmesh_directory::client::{
+use owlmesh_mesh::client::{
     ChannelOptions, FailoverChannel, MembershipWatcher, Registrar, RegistrarConfig,
 };
 use owlmesh_proto::v1::directory_client::DirectoryClient;
@@ -302,7 +302,7 @@ async fn start_named(id: &str) -> (SocketAddr, CancellationToken) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
-    let server = owlmesh_directory::grpc::GrpcServer::new()
+    let server = owlmesh_mesh::grpc::GrpcServer::new()
         .add_service(TelemetryServer::new(Named(id.to_owned())));
     tokio::spawn(server.serve(listener, stop.clone()));
     (address, stop)

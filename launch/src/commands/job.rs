@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use owlmesh_directory::trace_context::{self, TARGET};
+use owlmesh_mesh::trace_context::{self, TARGET};
 use owlmesh_proto::v1::{Job, JobRequest, ListJobsRequest, SubmitJobRequest};
 use serde_json::json;
 use tracing::Instrument;

@@ -1,7 +1,7 @@
 //! `owlmesh try URL --job FILE`: fetch one page through a scraper and show what the job's
 //! handlers extract, without archiving anything. For writing job specs.
 
-use owlmesh_directory::trace_context::{self, TARGET};
+use owlmesh_mesh::trace_context::{self, TARGET};
 use owlmesh_proto::v1::TryRequest;
 use owlmesh_proto::v1::field_value::Value;
 use owlmesh_proto::v1::scraper_client::ScraperClient;

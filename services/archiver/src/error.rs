@@ -52,7 +52,7 @@ pub enum ArchiverError {
     ShuttingDown,
     /// Serving or joining the mesh failed.
     #[error("{0}")]
-    Mesh(#[from] owlmesh_directory::DirectoryError),
+    Mesh(#[from] owlmesh_mesh::MeshError),
 }
 
 impl ArchiverError {

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use owlmesh_directory::client::retry;
-use owlmesh_directory::grpc::GrpcServer;
-use owlmesh_directory::registry::unix_ms;
-use owlmesh_directory::{MemberConfig, MeshMember};
+use owlmesh_mesh::client::retry;
+use owlmesh_mesh::clock::unix_ms;
+use owlmesh_mesh::grpc::GrpcServer;
+use owlmesh_mesh::{MemberConfig, MeshMember};
 use owlmesh_proto::v1::telemetry_server::{Telemetry, TelemetryServer};
 use owlmesh_proto::v1::{Counter, GetStatsRequest, Stats};
 use tokio::net::TcpListener;

@@ -3,7 +3,7 @@
 //! written. Batches are stored in group transactions, so the spans of pages stored together
 //! share their timing.
 
-use owlmesh_directory::trace_context::{self, TARGET};
+use owlmesh_mesh::trace_context::{self, TARGET};
 use owlmesh_proto::v1::ArchiveBatch;
 use tracing::{Span, field::Empty, info_span};
 

@@ -42,7 +42,7 @@ impl DispatcherConfig {
         Self {
             id: id.into(),
             priority: 0,
-            directories: vec![owlmesh_directory::DEFAULT_DIRECTORY_ADDRESS.to_owned()],
+            directories: vec![owlmesh_mesh::DEFAULT_DIRECTORY_ADDRESS.to_owned()],
             database_url: default_database_url(&data_dir),
             lease: DEFAULT_LEASE,
             claim_batch: DEFAULT_CLAIM_BATCH,

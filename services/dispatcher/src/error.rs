@@ -31,7 +31,7 @@ pub enum DispatcherError {
     Frontier(#[from] FrontierError),
     /// Joining the mesh or serving failed.
     #[error("{0}")]
-    Mesh(#[from] owlmesh_directory::DirectoryError),
+    Mesh(#[from] owlmesh_mesh::MeshError),
 }
 
 /// Shorthand for results of this crate.

@@ -11,9 +11,9 @@ mod error;
 pub mod frontier;
 mod service;
 
-use owlmesh_directory::client::{ArchiveOutbox, MembershipWatcher, OutboxConfig, retry};
-use owlmesh_directory::grpc::GrpcServer;
-use owlmesh_directory::{MemberConfig, MeshMember};
+use owlmesh_mesh::client::{ArchiveOutbox, MembershipWatcher, OutboxConfig, retry};
+use owlmesh_mesh::grpc::GrpcServer;
+use owlmesh_mesh::{MemberConfig, MeshMember};
 use owlmesh_proto::v1::dispatcher_server::DispatcherServer;
 use owlmesh_proto::v1::telemetry_server::TelemetryServer;
 use tokio::net::TcpListener;
@@ -38,8 +38,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<()> {
     if !crate::frontier::is_postgres_url(&config.database_url) {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(owlmesh_directory::DirectoryError::from)?;
+        std::fs::create_dir_all(&config.data_dir).map_err(owlmesh_mesh::MeshError::from)?;
     }
     let frontier = connect_frontier(&config.database_url).await?;
     let background = CancellationToken::new();

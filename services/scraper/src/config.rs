@@ -60,7 +60,7 @@ impl ScraperConfig {
     pub fn new(id: impl Into<String>) -> Self {
         Self {
             id: id.into(),
-            directories: vec![owlmesh_directory::DEFAULT_DIRECTORY_ADDRESS.to_owned()],
+            directories: vec![owlmesh_mesh::DEFAULT_DIRECTORY_ADDRESS.to_owned()],
             slots: DEFAULT_SLOTS,
             fetch: FetchConfig::default(),
             robots: RobotsConfig::default(),
@@ -83,7 +83,7 @@ impl ScraperConfig {
         if let Some(bad) = self
             .directories
             .iter()
-            .find(|address| !owlmesh_directory::is_host_port(address))
+            .find(|address| !owlmesh_mesh::is_host_port(address))
         {
             return Err(invalid("directories", format!("{bad:?} is not host:port")));
         }

@@ -27,7 +27,7 @@ pub enum Error {
     },
     /// Joining the mesh or serving gRPC failed.
     #[error("mesh: {0}")]
-    Mesh(#[from] owlmesh_directory::DirectoryError),
+    Mesh(#[from] owlmesh_mesh::MeshError),
 }
 
 /// Results of this crate.

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use owlmesh_directory::client::{ArchiveOutbox, MembershipWatcher, OutboxConfig};
-use owlmesh_directory::grpc::GrpcServer;
-use owlmesh_directory::{MemberConfig, MeshMember};
+use owlmesh_mesh::client::{ArchiveOutbox, MembershipWatcher, OutboxConfig};
+use owlmesh_mesh::grpc::GrpcServer;
+use owlmesh_mesh::{MemberConfig, MeshMember};
 use owlmesh_proto::v1::scraper_server::ScraperServer;
 use owlmesh_proto::v1::telemetry_server::TelemetryServer;
 use tokio::net::TcpListener;

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use owlmesh_directory::client::{Backoff, ChannelOptions, MembershipWatcher, endpoint};
+use owlmesh_mesh::client::{Backoff, ChannelOptions, MembershipWatcher, endpoint};
 use owlmesh_proto::v1::dispatcher_client::DispatcherClient;
 use owlmesh_proto::v1::work_message::Message as Inbound;
 use owlmesh_proto::v1::worker_message::Message as Outbound;

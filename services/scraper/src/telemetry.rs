@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use owlmesh_directory::client::{ArchiveOutbox, LoadReporter};
-use owlmesh_directory::registry::unix_ms;
-use owlmesh_directory::telemetry::{LatencyHistogram, counter};
+use owlmesh_mesh::client::{ArchiveOutbox, LoadReporter};
+use owlmesh_mesh::clock::unix_ms;
+use owlmesh_mesh::telemetry::{LatencyHistogram, counter};
 use owlmesh_proto::v1::telemetry_server::Telemetry;
 use owlmesh_proto::v1::{Counter, GetStatsRequest, Load, LoadState, QueueDepth, Stats};
 use tokio_util::sync::CancellationToken;

@@ -3,8 +3,8 @@
 //! record and the outcome carry the `scrape` span's context on to the archiver and back to
 //! the dispatcher. Nothing is made for assignments that carry no context.
 
-use owlmesh_directory::trace_context::{self, TARGET};
 use owlmesh_job::HostKey;
+use owlmesh_mesh::trace_context::{self, TARGET};
 use owlmesh_proto::v1::{Assignment, Outcome, OutcomeStatus};
 use tracing::{Span, field::Empty, info_span};
 use url::Url;

@@ -6,10 +6,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use owlmesh_directory::client::{ArchiveOutbox, Archived};
-use owlmesh_directory::registry::unix_ms;
-use owlmesh_directory::trace_context;
 use owlmesh_job::{HostKey, canonicalize, is_web_url};
+use owlmesh_mesh::client::{ArchiveOutbox, Archived};
+use owlmesh_mesh::clock::unix_ms;
+use owlmesh_mesh::trace_context;
 use owlmesh_proto::v1::{Assignment, Outcome, OutcomeStatus, PageRecord};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

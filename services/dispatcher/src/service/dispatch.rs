@@ -13,7 +13,7 @@ use super::Dispatcher;
 use super::sessions::Session;
 use super::trace;
 use crate::frontier::{ClaimRequest, Claimed, HostFilter, now_ms};
-use owlmesh_directory::ring::HashRouter;
+use owlmesh_mesh::ring::HashRouter;
 
 /// How long the loop sleeps when nothing woke it.
 const IDLE_POLL: Duration = Duration::from_millis(50);

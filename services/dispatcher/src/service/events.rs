@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use owlmesh_directory::client::ArchiveOutbox;
-use owlmesh_directory::registry::unix_ms;
+use owlmesh_mesh::client::ArchiveOutbox;
+use owlmesh_mesh::clock::unix_ms;
 use owlmesh_proto::v1::Event;
 use tokio::sync::broadcast;
 

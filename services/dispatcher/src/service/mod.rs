@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-use owlmesh_directory::client::{ArchiveOutbox, MembershipWatcher};
+use owlmesh_mesh::client::{ArchiveOutbox, MembershipWatcher};
 use tokio::sync::mpsc;
 
 use crate::config::DispatcherConfig;

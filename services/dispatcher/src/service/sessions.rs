@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use owlmesh_directory::ring::HashRouter;
+use owlmesh_mesh::ring::HashRouter;
 use owlmesh_proto::v1::work_message::Message;
 use owlmesh_proto::v1::{
     Assignment, AssignmentBatch, JobDefinition, JobSpec, Outcome, OutcomesRecorded, WorkMessage,

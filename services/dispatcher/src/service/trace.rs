@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use owlmesh_directory::trace_context::{self, TARGET};
+use owlmesh_mesh::trace_context::{self, TARGET};
 use owlmesh_proto::v1::{Assignment, Outcome, OutcomeStatus};
 use tracing::{Span, field::Empty, info_span};
 

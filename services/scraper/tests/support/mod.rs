@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use owlmesh_directory::client::MembershipWatcher;
-use owlmesh_directory::grpc::GrpcServer;
-use owlmesh_directory::{DirectoryConfig, MemberConfig, MeshMember};
+use owlmesh_directory::DirectoryConfig;
+use owlmesh_mesh::client::MembershipWatcher;
+use owlmesh_mesh::grpc::GrpcServer;
+use owlmesh_mesh::{MemberConfig, MeshMember};
 use owlmesh_proto::v1::archiver_server::ArchiverServer;
 use owlmesh_proto::v1::directory_client::DirectoryClient;
 use owlmesh_proto::v1::dispatcher_server::DispatcherServer;

@@ -12,7 +12,7 @@ use tracing::{debug, warn};
 
 use super::backoff::Backoff;
 use super::channels::{ChannelOptions, endpoint};
-use crate::registry::sort_failover;
+use crate::client::failover::sort_failover;
 use crate::ring::HashRouter;
 
 /// The members of one kind as last seen, with their hash ring.

@@ -100,3 +100,11 @@ pub fn is_unreachable(status: &Status) -> bool {
         Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled
     )
 }
+
+/// Sorts instances into failover order: priority, then registration time, then id. The
+/// directory's `Resolve` and every client's local view use this one order.
+pub fn sort_failover(instances: &mut [owlmesh_proto::v1::Instance]) {
+    instances.sort_by(|a, b| {
+        (a.priority, a.registered_at_ms, &a.id).cmp(&(b.priority, b.registered_at_ms, &b.id))
+    });
+}

@@ -13,7 +13,7 @@ mod registrar;
 
 pub use backoff::{Backoff, retry};
 pub use channels::{ChannelOptions, ChannelPool, DEFAULT_CONNECT_TIMEOUT, endpoint};
-pub use failover::{FailoverChannel, SUSPECT_PERIOD, is_unreachable};
+pub use failover::{FailoverChannel, SUSPECT_PERIOD, is_unreachable, sort_failover};
 pub use membership::{MembershipView, MembershipWatcher};
 pub use outbox::{
     ArchiveOutbox, Archived, DEFAULT_BATCH_SIZE, DEFAULT_LINGER, DEFAULT_OUTBOX_CAPACITY,

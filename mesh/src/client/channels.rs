@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
 
-use crate::{DirectoryError, Result};
+use crate::{MeshError, Result};
 
 /// How long to wait for a TCP connection before trying the next instance.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -60,7 +60,7 @@ impl ChannelPool {
 /// An endpoint for `address` (host:port) with the given timeouts.
 pub fn endpoint(address: &str, options: &ChannelOptions) -> Result<Endpoint> {
     let endpoint = Endpoint::from_shared(format!("http://{address}")).map_err(|error| {
-        DirectoryError::InvalidArgument {
+        MeshError::InvalidArgument {
             field: "address",
             reason: format!("{address:?} is not host:port: {error}"),
         }
