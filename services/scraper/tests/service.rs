@@ -410,6 +410,47 @@ async fn try_names_the_invalid_field() {
         .await
         .expect_err("rejected");
     assert!(invalid(elsewhere).contains("allowed hosts"));
+    // A try's spec is checked as a submitted job's is: a delay that would stall the host
+    // for everyone on this scraper is refused.
+    let mut stalling = mesh.spec.clone();
+    stalling.politeness.get_or_insert_default().delay_ms = u64::MAX;
+    let stalling = scraper
+        .try_page(TryRequest {
+            url: mesh.site.product_url(0),
+            spec: Some(stalling),
+        })
+        .await
+        .expect_err("rejected");
+    assert!(invalid(stalling).starts_with("spec.politeness.delay_ms: "));
+    scraper.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_without_a_spec_allows_only_the_tried_host() {
+    let mesh = Mesh::start(MeshSetup {
+        dispatchers: Vec::new(),
+        ..MeshSetup::default()
+    })
+    .await;
+    let scraper = mesh.scraper(|_| {}).await;
+    let product = mesh.site.product_url(0);
+    let response = scraper
+        .try_page(TryRequest {
+            url: product.clone(),
+            spec: None,
+        })
+        .await
+        .expect("try");
+    assert_eq!((response.http_status, response.error.as_str()), (200, ""));
+    let host = url::Url::parse(&product)
+        .expect("url")
+        .host_str()
+        .map(str::to_owned);
+    assert!(!response.links.is_empty());
+    for link in &response.links {
+        let link = url::Url::parse(link).expect("links are absolute");
+        assert_eq!(link.host_str().map(str::to_owned), host, "{link}");
+    }
     scraper.stop().await;
 }
 
