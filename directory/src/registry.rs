@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use crate::{DirectoryError, Result};
 use owlmesh_mesh::client::sort_failover;
 use owlmesh_mesh::clock::unix_ms;
+use owlmesh_mesh::ownership::{SCRAPER_KIND, host_route_key};
 use owlmesh_mesh::ring::HashRouter;
 
 /// Identifies an instance: its kind and id.
@@ -150,8 +151,16 @@ impl Registry {
         }
     }
 
-    /// The live instance of `kind` that owns `key` on the ring.
+    /// The live instance of `kind` that owns `key` on the ring. For scrapers the key is a
+    /// host, and a URL stands for its host (see [`owlmesh_mesh::ownership`]).
     pub fn route(&self, kind: &str, key: &str) -> Result<Instance> {
+        let host;
+        let key = if kind == SCRAPER_KIND {
+            host = host_route_key(key);
+            host.as_str()
+        } else {
+            key
+        };
         let mut state = self.lock();
         let state = &mut *state;
         let ring = state.rings.entry(kind.to_owned()).or_insert_with(|| {
@@ -238,6 +247,28 @@ mod tests {
         assert_eq!(registry.list("scraper").instances.len(), 1);
         assert!(registry.heartbeat(&first, None).is_err());
         assert!(registry.heartbeat(&second, None).is_ok());
+    }
+
+    #[test]
+    fn route_names_the_owner_the_dispatcher_assigns_to_over_the_same_scrapers() {
+        use owlmesh_mesh::ownership::HostOwners;
+
+        let registry = Registry::new(Duration::from_secs(5));
+        let ids = ["scraper-0", "scraper-1", "scraper-2"];
+        for id in ids {
+            registry.register(instance(SCRAPER_KIND, id, 0));
+        }
+        // The dispatcher's view: the same scrapers, each with a work session open.
+        let owners = HostOwners::new(ids);
+        for n in 0..100 {
+            let host = format!("shop-{n}.test");
+            let url = format!("https://SHOP-{n}.test/product/{n}.html");
+            let expected = owners.owner_of(&host).expect("an owner");
+            for key in [host.as_str(), url.as_str()] {
+                let routed = registry.route(SCRAPER_KIND, key).expect("routed");
+                assert_eq!(routed.id, expected, "{key}");
+            }
+        }
     }
 
     #[test]

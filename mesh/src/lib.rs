@@ -8,7 +8,8 @@
 //! - [`MeshMember`]: serve, register, and leave in that order.
 //! - [`grpc::GrpcServer`]: the server every member runs, with health and reflection of
 //!   exactly the services it serves.
-//! - [`ring::HashRouter`]: the consistent-hash ring, the same code in every process.
+//! - [`ring::HashRouter`]: the consistent-hash ring, the same code in every process, and
+//!   [`ownership::HostOwners`]: which scraper owns which host.
 //! - [`telemetry`]: counters and latency histograms for `GetStats`.
 //! - [`trace_context`] carries W3C trace context across the mesh, in call metadata and in
 //!   the messages that carry work; [`trace_layer`] continues it on every server.
@@ -20,6 +21,7 @@ pub mod clock;
 mod error;
 pub mod grpc;
 mod member;
+pub mod ownership;
 pub mod ring;
 pub mod telemetry;
 pub mod trace_context;

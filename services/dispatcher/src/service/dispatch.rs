@@ -13,7 +13,7 @@ use super::Dispatcher;
 use super::sessions::Session;
 use super::trace;
 use crate::frontier::{ClaimRequest, Claimed, HostFilter, now_ms};
-use owlmesh_mesh::ring::HashRouter;
+use owlmesh_mesh::ownership::HostOwners;
 
 /// How long the loop sleeps when nothing woke it.
 const IDLE_POLL: Duration = Duration::from_millis(50);
@@ -51,13 +51,13 @@ async fn dispatch_round(dispatcher: &Dispatcher) -> bool {
     if sessions.is_empty() {
         return false;
     }
-    let ring = dispatcher.sessions.ring();
+    let owners = dispatcher.sessions.host_owners();
     let mut dispatched = false;
     for session in sessions {
         let version = dispatcher.sessions.version();
         let limit = session.worth_claiming(dispatcher.config.claim_batch, version);
         if limit > 0 {
-            let found = dispatch_to(dispatcher, &ring, &session, limit).await;
+            let found = dispatch_to(dispatcher, &owners, &session, limit).await;
             session.claimed(found, version);
             dispatched |= found;
         }
@@ -67,12 +67,12 @@ async fn dispatch_round(dispatcher: &Dispatcher) -> bool {
 
 async fn dispatch_to(
     dispatcher: &Dispatcher,
-    ring: &HashRouter,
+    owners: &HostOwners,
     session: &Session,
     limit: usize,
 ) -> bool {
     let owner = session.scraper_id.as_str();
-    let owns = |host: &str| ring.route(host) == Some(owner);
+    let owns = |host: &str| owners.owner_of(host) == Some(owner);
     let request = ClaimRequest {
         limit,
         per_host: None,

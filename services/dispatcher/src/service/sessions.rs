@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use owlmesh_mesh::ring::HashRouter;
+use owlmesh_mesh::ownership::HostOwners;
 use owlmesh_proto::v1::work_message::Message;
 use owlmesh_proto::v1::{
     Assignment, AssignmentBatch, JobDefinition, JobSpec, Outcome, OutcomesRecorded, WorkMessage,
@@ -187,7 +187,7 @@ pub(crate) struct Sessions {
     /// Bumped (under the write lock) whenever sessions open or close.
     membership: AtomicU64,
     /// The ring of the open sessions, and the membership it was built for.
-    ring: Mutex<Option<(u64, Arc<HashRouter>)>>,
+    ring: Mutex<Option<(u64, Arc<HostOwners>)>>,
     /// Bumped whenever the frontier may hold new work (URLs added or put back, jobs
     /// resumed), so that sessions whose claims came up empty are tried again.
     version: AtomicU64,
@@ -267,9 +267,10 @@ impl Sessions {
         self.read().len()
     }
 
-    /// The ring of scrapers with an open session: who owns which host. Built again only
+    /// Who owns which host among the scrapers with an open session (see
+    /// [`owlmesh_mesh::ownership`] for how that relates to the directory's `Route`). Built again only
     /// when the sessions changed, not on every dispatch round.
-    pub(crate) fn ring(&self) -> Arc<HashRouter> {
+    pub(crate) fn host_owners(&self) -> Arc<HostOwners> {
         let open = self.read();
         // Stable while the read lock is held: writers bump it under the write lock.
         let membership = self.membership.load(Ordering::Acquire);
@@ -277,7 +278,7 @@ impl Sessions {
         match &*cached {
             Some((built_for, ring)) if *built_for == membership => ring.clone(),
             _ => {
-                let ring = Arc::new(HashRouter::new(open.keys().cloned()));
+                let ring = Arc::new(HostOwners::new(open.keys().cloned()));
                 *cached = Some((membership, ring.clone()));
                 ring
             }
