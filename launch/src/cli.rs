@@ -113,8 +113,8 @@ pub(crate) enum JobCommand {
         /// The job's id.
         id: String,
     },
-    /// Stop a queued, running or paused job for good; a finished one (done, cancelled or
-    /// failed) stays as it is.
+    /// Stop a queued, running or paused job for good, or end the recrawls of a done one; a
+    /// done job with no recrawl ahead, or a failed one, stays as it is.
     Cancel {
         /// The job's id.
         id: String,

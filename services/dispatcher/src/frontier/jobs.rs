@@ -178,14 +178,18 @@ pub(super) async fn set_state(
         .get_mut(id)
         .ok_or_else(|| FrontierError::JobNotFound(id.to_owned()))?;
     let from = job.state;
-    if to.is_final() && from.is_finished() {
+    // A done job with a recrawl ahead is still a running schedule: cancelling ends it. One
+    // with nothing ahead, or one stopped already, stays as it is.
+    let ends_schedule =
+        from == JobState::Done && to == JobState::Cancelled && job.next_epoch_at > 0;
+    if to.is_final() && from.is_finished() && from != to && !ends_schedule {
         return Err(FrontierError::Finished {
             job: id.to_owned(),
             state: from,
         });
     }
     if from != to {
-        if !may_change(from, to) {
+        if !ends_schedule && !may_change(from, to) {
             return Err(FrontierError::InvalidTransition {
                 job: id.to_owned(),
                 from,

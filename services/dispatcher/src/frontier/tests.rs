@@ -975,68 +975,80 @@ async fn pause_resume_and_cancel_a_job() {
 }
 
 #[tokio::test]
-async fn a_finished_job_stays_as_it_is_when_cancelled() {
+async fn a_finished_job_stays_as_it_is_when_cancelled_unless_a_recrawl_is_ahead() {
     each_backend(async |_, frontier| {
-        let mut recrawled = spec(&["http://a/1"]);
-        recrawled.recrawl = Some(RecrawlSchedule {
-            every: "1h".to_owned(),
-            cron: String::new(),
-        });
-        let job = create(&frontier, &recrawled).await;
-        let claimed = frontier.claim(&claim_all(NOW)).await.unwrap();
-        frontier
-            .complete(&[outcome(&claimed[0], OutcomeStatus::Done)], NOW)
-            .await
-            .unwrap();
-        let done = frontier.get_job(&job.id).await.unwrap();
-        assert_eq!(done.state, JobState::Done);
-        assert!(done.next_epoch_at_ms > 0, "a recrawl is scheduled");
-
+        let finish = async |job: &JobRecord| {
+            let claimed = frontier.claim(&claim_all(NOW)).await.unwrap();
+            let outcomes: Vec<_> = claimed
+                .iter()
+                .filter(|claim| claim.job_id == job.id)
+                .map(|claim| outcome(claim, OutcomeStatus::Done))
+                .collect();
+            frontier.complete(&outcomes, NOW).await.unwrap();
+            frontier.get_job(&job.id).await.unwrap()
+        };
+        let once = create(&frontier, &spec(&["http://a/1"])).await;
+        let done = finish(&once).await;
+        assert_eq!((done.state, done.next_epoch_at_ms), (JobState::Done, 0));
         let refused = frontier
-            .set_state(&job.id, JobState::Cancelled, NOW)
+            .set_state(&once.id, JobState::Cancelled, NOW)
             .await
             .expect_err("a done job is not cancelled");
         let FrontierError::Finished { job: id, state } = &refused else {
             panic!("expected Finished, got {refused:?}");
         };
-        assert_eq!((id.as_str(), *state), (job.id.as_str(), JobState::Done));
+        assert_eq!((id.as_str(), *state), (once.id.as_str(), JobState::Done));
         let status = tonic::Status::from(refused);
         assert_eq!(status.code(), tonic::Code::FailedPrecondition);
         assert!(
-            status.message().contains(&job.id) && status.message().contains("done"),
+            status.message().contains(&once.id) && status.message().contains("done"),
             "the message names the job and its state: {}",
             status.message()
         );
-        let after = frontier.get_job(&job.id).await.unwrap();
+        let after = frontier.get_job(&once.id).await.unwrap();
         assert_eq!(
-            (after.state, after.next_epoch_at_ms, after.progress.done),
-            (JobState::Done, done.next_epoch_at_ms, 1),
-            "state, schedule and counts are untouched"
+            (after.state, after.progress.done),
+            (JobState::Done, 1),
+            "state and counts are untouched"
         );
 
-        let other = create(&frontier, &spec(&["http://b/1"])).await;
-        frontier
-            .set_state(&other.id, JobState::Cancelled, NOW)
+        // A done job with a recrawl ahead is a schedule still running: cancel ends it.
+        let mut recrawled = spec(&["http://b/1"]);
+        recrawled.recrawl = Some(RecrawlSchedule {
+            every: "1h".to_owned(),
+            cron: String::new(),
+        });
+        let recurring = create(&frontier, &recrawled).await;
+        let done = finish(&recurring).await;
+        assert_eq!(done.state, JobState::Done);
+        assert!(done.next_epoch_at_ms > 0, "a recrawl is scheduled");
+        let cancelled = frontier
+            .set_state(&recurring.id, JobState::Cancelled, NOW)
             .await
-            .unwrap();
-        let again = frontier
-            .set_state(&other.id, JobState::Cancelled, NOW)
-            .await
-            .expect_err("a cancelled job is not cancelled again");
-        assert!(
-            matches!(
-                &again,
-                FrontierError::Finished {
-                    state: JobState::Cancelled,
-                    ..
-                }
-            ),
-            "{again:?}"
-        );
+            .expect("the schedule is cancelled");
         assert_eq!(
-            frontier.get_job(&other.id).await.unwrap().state,
-            JobState::Cancelled
+            (
+                cancelled.state,
+                cancelled.next_epoch_at_ms,
+                cancelled.progress.done
+            ),
+            (JobState::Cancelled, 0, 1)
         );
+        // Cancelling again changes nothing and is no error; failing a cancelled job is.
+        let again = frontier
+            .set_state(&recurring.id, JobState::Cancelled, NOW)
+            .await
+            .expect("cancel is idempotent");
+        assert_eq!(again.state, JobState::Cancelled);
+        assert!(matches!(
+            frontier
+                .set_state(&recurring.id, JobState::Failed, NOW)
+                .await,
+            Err(FrontierError::Finished {
+                state: JobState::Cancelled,
+                ..
+            })
+        ));
     })
     .await;
 }
