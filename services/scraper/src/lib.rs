@@ -6,8 +6,8 @@
 //! - [`charset`]: decoding fetched bytes into text;
 //! - [`robots`]: robots.txt, fetched once per origin and cached;
 //! - [`politeness`]: per-host spacing and concurrency;
-//! - [`extract`]: a job's handlers, follow rules and document types, compiled once and
-//!   applied to each page.
+//! - [`extract`]: a compiled job (from the job crate, as the dispatcher compiles it)
+//!   applied to each page: fields, links and documents from one parse.
 //!
 //! The running service, [`serve`], puts them to work: it joins the mesh, holds a work
 //! session with the primary dispatcher (assignments in, outcomes out), archives each page
@@ -21,6 +21,7 @@ pub mod extract;
 pub mod fetch;
 mod inbox;
 mod jobs;
+mod outcome_queue;
 mod page;
 pub mod politeness;
 pub mod robots;
