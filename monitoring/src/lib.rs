@@ -37,6 +37,7 @@ pub mod metrics;
 mod picture;
 mod poller;
 pub mod rates;
+mod snapshot;
 mod telemetry;
 mod web;
 
@@ -61,7 +62,8 @@ pub use config::{
 pub use error::{MonitoringError, Result};
 pub use events::EventView;
 pub use members::{CounterView, HistogramView, LoadView, MemberState, MemberView, QueueView};
-pub use picture::{JobView, SeriesMetric, SeriesView, Snapshot, Totals};
+pub use picture::SeriesMetric;
+pub use snapshot::{JobView, SeriesView, Snapshot, Totals};
 pub use telemetry::MONITORING_KIND;
 
 use crate::dashboard::Dashboard;

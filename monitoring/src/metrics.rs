@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Display, Write as _};
 
 use crate::members::{CounterView, HistogramView, MemberState, MemberView};
-use crate::picture::{JobView, Snapshot};
+use crate::snapshot::{JobView, Snapshot};
 
 /// The `Content-Type` of the exposition.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -409,7 +409,7 @@ fn escape_help(help: &str) -> String {
 mod tests {
     use super::*;
     use crate::members::{LoadView, QueueView};
-    use crate::picture::Totals;
+    use crate::snapshot::Totals;
 
     fn member(kind: &str, id: &str, state: MemberState) -> MemberView {
         MemberView {

@@ -21,7 +21,8 @@ use tracing::warn;
 
 use crate::dashboard::Dashboard;
 use crate::metrics;
-use crate::picture::{Snapshot, SnapshotScope};
+use crate::picture::SnapshotScope;
+use crate::snapshot::Snapshot;
 use crate::telemetry::BrowserGuard;
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
