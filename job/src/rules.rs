@@ -4,9 +4,9 @@
 //! so the two cannot disagree about a link.
 
 use std::str::FromStr;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 use owlmesh_proto::v1::{JobSpec, RecrawlSchedule};
 use regex::{Regex, RegexSet};
 use scraper::Selector;
@@ -125,19 +125,6 @@ impl CompiledJob {
     pub fn recrawl(&self) -> &Recrawl {
         &self.recrawl
     }
-
-    /// The fixed interval between epochs, for an `every` schedule.
-    pub fn recrawl_interval(&self) -> Option<Duration> {
-        match &self.recrawl {
-            Recrawl::Every(interval) => Some(*interval),
-            Recrawl::Never | Recrawl::Cron(_) => None,
-        }
-    }
-
-    /// When the epoch after one that started at `started` should start; `None` for never.
-    pub fn next_epoch_after(&self, started: SystemTime) -> Option<SystemTime> {
-        self.recrawl.next_after(started)
-    }
 }
 
 impl Recrawl {
@@ -196,18 +183,6 @@ impl Recrawl {
                 .single()
                 .and_then(|after| schedule.after(&after).next())
                 .map_or(0, |next| next.timestamp_millis()),
-        }
-    }
-
-    /// The first scheduled time strictly after `time`; `None` when there is none.
-    pub fn next_after(&self, time: SystemTime) -> Option<SystemTime> {
-        match self {
-            Self::Never => None,
-            Self::Every(interval) => time.checked_add(*interval),
-            Self::Cron(schedule) => {
-                let after = DateTime::<Utc>::from(time);
-                schedule.after(&after).next().map(SystemTime::from)
-            }
         }
     }
 }

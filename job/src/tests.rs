@@ -1,7 +1,4 @@
 //! Tests of the job spec: the example file, defaults, every kind of error, compiled rules.
-
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use owlmesh_proto::v1::{
     DocumentRules, FieldRule, FollowRules, Handler, Politeness, RecrawlSchedule,
 };
@@ -159,10 +156,7 @@ mod example_file {
                 .handler_for(&url("http://127.0.0.3:8082/about.html"))
                 .is_none()
         );
-        assert_eq!(
-            rules.recrawl_interval(),
-            Some(Duration::from_secs(24 * 3600))
-        );
+        assert_eq!(rules.recrawl().every_ms(), 24 * 3600 * 1000);
         assert_eq!(
             rules
                 .documents()
@@ -834,31 +828,32 @@ mod compiled_rules {
     fn no_schedule_means_never() {
         let rules = rules("");
         assert!(matches!(rules.recrawl(), Recrawl::Never));
-        assert_eq!(rules.recrawl_interval(), None);
-        assert_eq!(rules.next_epoch_after(SystemTime::now()), None);
+        assert_eq!(rules.recrawl().every_ms(), 0);
+        assert_eq!(rules.recrawl().next_epoch_at(1_000, 2_000), 0, "never");
     }
 
     #[test]
     fn every_adds_the_interval() {
         let rules = rules("[recrawl]\nevery = \"90m\"\n");
-        let start = UNIX_EPOCH + Duration::from_secs(1_000);
-        assert_eq!(rules.recrawl_interval(), Some(Duration::from_secs(90 * 60)));
+        let start = 1_000_000;
+        assert_eq!(rules.recrawl().every_ms(), 90 * 60 * 1000);
         assert_eq!(
-            rules.next_epoch_after(start),
-            Some(start + Duration::from_secs(5_400))
+            rules.recrawl().next_epoch_at(start, start),
+            start + 5_400_000
         );
     }
 
     #[test]
     fn cron_gives_the_next_scheduled_time_in_utc() {
         let rules = rules("[recrawl]\ncron = \"0 0 3 * * *\"\n");
-        assert_eq!(rules.recrawl_interval(), None);
+        assert_eq!(rules.recrawl().every_ms(), 0);
+        assert_eq!(rules.recrawl().cron_source(), "0 0 3 * * *");
         // 2024-01-01T12:00:00Z; the next 03:00 UTC is 2024-01-02T03:00:00Z.
-        let noon = UNIX_EPOCH + Duration::from_secs(1_704_110_400);
-        let next = rules.next_epoch_after(noon).expect("scheduled");
-        assert_eq!(next, UNIX_EPOCH + Duration::from_secs(1_704_164_400));
-        let after_next = rules.next_epoch_after(next).expect("scheduled");
-        assert_eq!(after_next, next + Duration::from_secs(24 * 3600));
+        let noon = 1_704_110_400_000;
+        let next = rules.recrawl().next_epoch_at(0, noon);
+        assert_eq!(next, 1_704_164_400_000);
+        let after_next = rules.recrawl().next_epoch_at(0, next);
+        assert_eq!(after_next, next + 24 * 3600 * 1000);
     }
 }
 
