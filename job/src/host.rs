@@ -133,11 +133,6 @@ impl AllowedHosts {
     pub fn allows(&self, url: &Url) -> bool {
         is_web_url(url) && self.0.iter().any(|entry| entry.allows(url))
     }
-
-    /// The entries, in the order written.
-    pub fn entries(&self) -> &[AllowedHost] {
-        &self.0
-    }
 }
 
 #[cfg(test)]

@@ -42,11 +42,6 @@ impl HostOwners {
     pub fn owner_of(&self, host: &str) -> Option<&str> {
         self.ring.route(host)
     }
-
-    /// Whether there is no scraper at all.
-    pub fn is_empty(&self) -> bool {
-        self.ring.is_empty()
-    }
 }
 
 /// The host key a `Route` for scrapers means: a URL stands for its host's key, so
