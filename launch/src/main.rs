@@ -5,6 +5,7 @@ mod commands;
 mod demo;
 mod logging;
 mod mesh;
+mod output;
 mod shutdown;
 mod telemetry;
 
@@ -46,6 +47,8 @@ fn main() -> ExitCode {
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Stdout's reader has gone (`owlmesh job list | head -1`): it has what it wanted.
+        Err(error) if output::is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE

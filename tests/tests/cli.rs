@@ -137,16 +137,41 @@ async fn client_commands_speak_the_documented_json() {
     );
     assert_eq!(lines.count(), 40);
 
-    // An export whose reader has gone (`owlmesh export ID | head`) ends quietly.
-    for format in ["jsonl", "csv"] {
-        let output = cli_into_closed_pipe(&mesh, &["export", &id, "--format", format]).await;
+    // A command whose reader has gone (`owlmesh export ID | head`) ends quietly.
+    let host = site.hosts()[0].clone();
+    let quiet_into_closed_pipe: [&[&str]; 8] = [
+        &["export", &id, "--format", "jsonl"],
+        &["export", &id, "--format", "csv"],
+        &["job", "list"],
+        &["job", "list", "--json"],
+        &["job", "status", &id],
+        &["services"],
+        &["services", "--json"],
+        &["route", "scraper", &host],
+    ];
+    for args in quiet_into_closed_pipe {
+        let output = cli_into_closed_pipe(&mesh, args).await;
         assert!(
-            output.status.success() && !stderr(&output).contains("Broken pipe"),
-            "export --format {format} into a closed pipe: {:?} {}",
+            output.status.success()
+                && !stderr(&output).contains("panicked")
+                && !stderr(&output).contains("Broken pipe"),
+            "{args:?} into a closed pipe: {:?} {}",
             output.status,
             stderr(&output)
         );
     }
+
+    // `--json` asks an export for its default JSON lines; with CSV it contradicts itself.
+    let output = mesh
+        .cli(&["export", &id, "--json", "--format", "csv"])
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("--json and --format csv ask for two formats"),
+        "{}",
+        stderr(&output)
+    );
 
     // A finished job cannot be paused or cancelled; a slow one can, then resumed and cancelled.
     let output = mesh.cli(&["job", "pause", &id]).await.unwrap();

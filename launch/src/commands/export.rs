@@ -18,34 +18,17 @@ use crate::cli::{ExportFormat, ExportOptions};
 use crate::mesh::{Mesh, status_error};
 
 /// Writes the export to stdout or `--output`. When stdout is closed before the export ends
-/// (`owlmesh export … | head`), the reader has what it wanted: the export stops quietly.
+/// (`owlmesh export … | head`), the write fails with a broken pipe and `main` ends quietly.
+///
+/// The export is machine-readable in either format, so the global `--json` asks for nothing
+/// beyond the default JSON lines; with `--format csv` it contradicts itself and is refused.
 pub(crate) async fn run(options: ExportOptions) -> anyhow::Result<()> {
-    let to_stdout = options.output.is_none();
-    match write(options).await {
-        Err(error) if to_stdout && is_broken_pipe(&error) => Ok(()),
-        result => result,
+    if options.client.json && options.format == ExportFormat::Csv {
+        anyhow::bail!(
+            "--json and --format csv ask for two formats: the export writes JSON lines \
+             (the default, also with --json) or CSV (--format csv), not both"
+        );
     }
-}
-
-/// Whether an error comes from writing to a pipe whose reader has gone.
-fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    let broken = |error: &std::io::Error| error.kind() == std::io::ErrorKind::BrokenPipe;
-    error.chain().any(|cause| {
-        // The CSV writer wraps the I/O error without naming it as its source.
-        let csv_io = cause
-            .downcast_ref::<csv::Error>()
-            .and_then(|error| match error.kind() {
-                csv::ErrorKind::Io(error) => Some(error),
-                _ => None,
-            });
-        cause
-            .downcast_ref::<std::io::Error>()
-            .or(csv_io)
-            .is_some_and(broken)
-    })
-}
-
-async fn write(options: ExportOptions) -> anyhow::Result<()> {
     let mesh = Mesh::connect(&options.client.directory).await?;
     let mut output: Box<dyn Write> = match &options.output {
         Some(path) => Box::new(std::io::BufWriter::new(
@@ -223,23 +206,6 @@ mod tests {
         let line = serde_json::json!({"url": url, "handler": "product", "fields": {},
             "fetched_at": fetched_at, "epoch": epoch});
         line.to_string().into_bytes()
-    }
-
-    #[test]
-    fn a_closed_stdout_is_recognised_through_the_csv_writer_and_context() {
-        let closed = || std::io::Error::from(std::io::ErrorKind::BrokenPipe);
-        assert!(is_broken_pipe(&anyhow::Error::from(closed())));
-        assert!(is_broken_pipe(&anyhow::Error::from(csv::Error::from(
-            closed()
-        ))));
-        assert!(is_broken_pipe(
-            &anyhow::Error::from(closed()).context("writing the export")
-        ));
-        let other = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
-        assert!(!is_broken_pipe(&anyhow::Error::from(other)));
-        assert!(!is_broken_pipe(&anyhow::anyhow!(
-            "Broken pipe (os error 32)"
-        )));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `owlmesh job …`: submit, watch and steer jobs through the primary dispatcher.
 
+use crate::output::outln;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -28,12 +29,12 @@ pub(crate) async fn run(options: JobOptions) -> anyhow::Result<()> {
         } if watch => watch_job(&mesh, &id, json).await,
         JobCommand::Status { id: Some(id), .. } => {
             let job = get(&mesh, &id).await?;
-            print_jobs(&[job], json, true);
+            print_jobs(&[job], json, true)?;
             Ok(())
         }
         JobCommand::Status { id: None, .. } | JobCommand::List => {
             let jobs = list(&mesh).await?;
-            print_jobs(&jobs, json, false);
+            print_jobs(&jobs, json, false)?;
             Ok(())
         }
         JobCommand::Pause { id } => steer(&mesh, "pause", &id, json).await,
@@ -47,9 +48,9 @@ async fn submit(mesh: &Mesh, file: &Path, json: bool) -> anyhow::Result<()> {
     let spec = owlmesh_job::parse_job_file(file)?;
     let id = submit_spec(mesh, spec).await?;
     if json {
-        println!("{}", json!({ "id": id }));
+        outln!("{}", json!({ "id": id }))?;
     } else {
-        println!("submitted job {id} (watch it with `owlmesh job status {id} --watch`)");
+        outln!("submitted job {id} (watch it with `owlmesh job status {id} --watch`)")?;
     }
     Ok(())
 }
@@ -112,7 +113,7 @@ async fn steer(mesh: &Mesh, action: &str, id: &str, json: bool) -> anyhow::Resul
         })
         .await
         .with_context(|| format!("{action} job {id}"))?;
-    print_jobs(&[job], json, true);
+    print_jobs(&[job], json, true)?;
     Ok(())
 }
 
@@ -128,7 +129,7 @@ async fn watch_job(mesh: &Mesh, id: &str, json: bool) -> anyhow::Result<()> {
     loop {
         let job = get(mesh, id).await?;
         if json {
-            println!("{}", job_json(&job));
+            outln!("{}", job_json(&job))?;
         } else {
             let rate =
                 (job.done.saturating_sub(last_done)) as f64 / last_at.elapsed().as_secs_f64();
@@ -137,7 +138,7 @@ async fn watch_job(mesh: &Mesh, id: &str, json: bool) -> anyhow::Result<()> {
         if is_settled(&job) {
             if !json {
                 eprintln!();
-                print_jobs(&[job], false, true);
+                print_jobs(&[job], false, true)?;
             }
             return Ok(());
         }
@@ -195,21 +196,29 @@ fn rfc3339(unix_ms: i64) -> String {
     humantime::format_rfc3339_seconds(time).to_string()
 }
 
-fn print_jobs(jobs: &[Job], json: bool, single: bool) {
+fn print_jobs(jobs: &[Job], json: bool, single: bool) -> std::io::Result<()> {
     if json {
         let values: Vec<serde_json::Value> = jobs.iter().map(job_json).collect();
         match (single, values.as_slice()) {
-            (true, [one]) => println!("{one}"),
-            _ => println!("{}", serde_json::Value::Array(values)),
+            (true, [one]) => outln!("{one}")?,
+            _ => outln!("{}", serde_json::Value::Array(values))?,
         }
-        return;
+        return Ok(());
     }
-    println!(
+    outln!(
         "{:<14} {:<20} {:<10} {:>8} {:>9} {:>8} {:>7} {:>8} {:>9}",
-        "ID", "NAME", "STATE", "QUEUED", "IN FLIGHT", "DONE", "FAILED", "ITEMS", "DOCUMENTS"
-    );
+        "ID",
+        "NAME",
+        "STATE",
+        "QUEUED",
+        "IN FLIGHT",
+        "DONE",
+        "FAILED",
+        "ITEMS",
+        "DOCUMENTS"
+    )?;
     for job in jobs {
-        println!(
+        outln!(
             "{:<14} {:<20} {:<10} {:>8} {:>9} {:>8} {:>7} {:>8} {:>9}",
             job.id,
             job.name,
@@ -220,6 +229,7 @@ fn print_jobs(jobs: &[Job], json: bool, single: bool) {
             job.failed,
             job.items,
             job.documents
-        );
+        )?;
     }
+    Ok(())
 }

@@ -11,6 +11,7 @@ pub(crate) mod services;
 pub(crate) mod try_page;
 pub(crate) mod up;
 
+use crate::output::outln;
 use std::net::SocketAddr;
 
 use anyhow::Context;
@@ -23,7 +24,7 @@ pub(crate) async fn bind(kind: &str, address: SocketAddr) -> anyhow::Result<TcpL
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
     let bound = listener.local_addr()?;
-    println!("owlmesh {kind} listening on {bound}");
+    outln!("owlmesh {kind} listening on {bound}")?;
     Ok(listener)
 }
 

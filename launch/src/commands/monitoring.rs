@@ -1,5 +1,6 @@
 //! `owlmesh monitoring`: runs the dashboard.
 
+use crate::output::outln;
 use std::time::Duration;
 
 use clap::Args;
@@ -34,7 +35,7 @@ pub(crate) async fn run(options: MonitoringOptions) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::on_signal()?;
     let service = options.service;
     let listener = super::bind("monitoring", service.listen).await?;
-    println!("dashboard: http://{}/", listener.local_addr()?);
+    outln!("dashboard: http://{}/", listener.local_addr()?)?;
     let config = MonitoringConfig {
         id: super::instance_id("monitoring", service.id, &listener),
         directories: service.directory,

@@ -1,5 +1,6 @@
 //! `owlmesh services` and `owlmesh route`: the directory's view of the mesh.
 
+use crate::output::outln;
 use owlmesh_proto::v1::{Instance, LoadState, RouteRequest};
 use serde_json::json;
 
@@ -102,9 +103,9 @@ pub(crate) async fn services(options: ClientOptions) -> anyhow::Result<()> {
         .collect();
     if options.json {
         let rows = rows.iter().map(ServiceRow::json).collect();
-        println!("{}", serde_json::Value::Array(rows));
+        outln!("{}", serde_json::Value::Array(rows))?;
     } else {
-        print!("{}", table(&rows));
+        outln!("{}", table(&rows).trim_end_matches('\n'))?;
     }
     Ok(())
 }
@@ -166,15 +167,18 @@ pub(crate) async fn route(options: RouteOptions) -> anyhow::Result<()> {
         .map_err(status_error)?
         .into_inner();
     if options.client.json {
-        println!(
+        outln!(
             "{}",
             json!({"kind": owner.kind, "id": owner.id, "address": owner.address, "key": options.key})
-        );
+        )?;
     } else {
-        println!(
+        outln!(
             "{} owns {:?}: {} at {}",
-            options.kind, options.key, owner.id, owner.address
-        );
+            options.kind,
+            options.key,
+            owner.id,
+            owner.address
+        )?;
     }
     Ok(())
 }

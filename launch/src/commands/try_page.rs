@@ -1,6 +1,7 @@
 //! `owlmesh try URL --job FILE`: fetch one page through a scraper and show what the job's
 //! handlers extract, without archiving anything. For writing job specs.
 
+use crate::output::outln;
 use owlmesh_mesh::trace_context::{self, TARGET};
 use owlmesh_proto::v1::TryRequest;
 use owlmesh_proto::v1::field_value::Value;
@@ -63,9 +64,9 @@ pub(crate) async fn run(options: TryOptions) -> anyhow::Result<()> {
         "error": answer.error,
     });
     if options.client.json {
-        println!("{report}");
+        outln!("{report}")?;
     } else {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     }
     if !answer.error.is_empty() {
         anyhow::bail!("{}: {}", options.url, answer.error);
