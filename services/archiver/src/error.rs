@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use owlmesh_storage::{StorageError, Transient};
+
 /// A result whose error is an [`ArchiverError`].
 pub type Result<T, E = ArchiverError> = std::result::Result<T, E>;
 
@@ -70,18 +72,18 @@ impl ArchiverError {
         let Self::Database(error) = self else {
             return None;
         };
+        match owlmesh_storage::transient(error)? {
+            Transient::Unavailable => Some(tonic::Code::Unavailable),
+            Transient::Conflict => Some(tonic::Code::Aborted),
+        }
+    }
+}
+
+impl From<StorageError> for ArchiverError {
+    fn from(error: StorageError) -> Self {
         match error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Some(tonic::Code::Unavailable)
-            }
-            sqlx::Error::Database(error) => match error.code().as_deref() {
-                // PostgreSQL deadlock_detected and serialization_failure.
-                Some("40P01" | "40001") => Some(tonic::Code::Aborted),
-                // SQLite SQLITE_BUSY and SQLITE_LOCKED.
-                Some("5" | "6") => Some(tonic::Code::Unavailable),
-                _ => None,
-            },
-            _ => None,
+            StorageError::Database(error) => Self::Database(error),
+            StorageError::Migration(error) => Self::Migration(error),
         }
     }
 }

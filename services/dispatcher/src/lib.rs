@@ -37,7 +37,7 @@ pub async fn serve(
     config: DispatcherConfig,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    if !crate::frontier::is_postgres_url(&config.database_url) {
+    if !owlmesh_storage::is_postgres_url(&config.database_url) {
         std::fs::create_dir_all(&config.data_dir).map_err(owlmesh_mesh::MeshError::from)?;
     }
     let frontier = connect_frontier(&config.database_url).await?;

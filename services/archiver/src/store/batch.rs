@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use owlmesh_proto::v1::{ArchiveBatch, Event, PageRecord};
 
-use super::backend::{Backend, Param, Statement, WriteTransaction};
 use super::{StoredBatch, StoredGroup};
 use crate::error::{ArchiverError, Result};
 use crate::item::borrow_fields;
+use owlmesh_storage::{Param, Pool, Statement, WriteTx};
 /// Rows per multi-row insert; with at most 9 parameters a row this stays far below the bound-parameter
 /// limits of SQLite (32766) and PostgreSQL (65535).
 const ROWS_PER_STATEMENT: usize = 512;
@@ -59,12 +59,9 @@ struct InsertedPage {
 }
 
 /// Stores `batches` in one transaction; see [`super::ArchiveStore::store_batches`].
-pub(super) async fn store_batches(
-    backend: &Backend,
-    batches: &[&ArchiveBatch],
-) -> Result<StoredGroup> {
+pub(super) async fn store_batches(pool: &Pool, batches: &[&ArchiveBatch]) -> Result<StoredGroup> {
     let rows = page_rows(batches)?;
-    let mut transaction = backend.begin_write().await?;
+    let mut transaction = pool.begin_write().await?;
     let inserted = insert_pages(&mut transaction, &rows).await?;
     let later_epochs: Vec<i64> = inserted
         .iter()
@@ -131,7 +128,7 @@ fn page_rows<'a>(batches: &[&'a ArchiveBatch]) -> Result<Vec<PageRow<'a>>> {
 /// Inserts the pages whose key is new; returns their ids and positions, in the order of the
 /// ids.
 async fn insert_pages(
-    transaction: &mut WriteTransaction,
+    transaction: &mut WriteTx,
     rows: &[PageRow<'_>],
 ) -> Result<Vec<(i64, Position)>> {
     let mut inserted = Vec::with_capacity(rows.len());
@@ -185,7 +182,7 @@ fn page_params<'a>(row: &'a PageRow<'a>) -> [Param<'a>; 8] {
 }
 
 /// Sets `changed` on the pages of later epochs just inserted.
-async fn mark_changes(transaction: &mut WriteTransaction, ids: &[i64]) -> Result<()> {
+async fn mark_changes(transaction: &mut WriteTx, ids: &[i64]) -> Result<()> {
     for chunk in cached_sizes(ids, IDS_PER_STATEMENT) {
         let mut statement = Statement::new(MARK_CHANGES);
         statement.push_row(chunk.iter().map(|&id| Param::Int(id)));
@@ -197,7 +194,7 @@ async fn mark_changes(transaction: &mut WriteTransaction, ids: &[i64]) -> Result
 /// Inserts the documents found on the new pages, in key order; a document already known for
 /// the job keeps its first `found_on`.
 async fn insert_documents(
-    transaction: &mut WriteTransaction,
+    transaction: &mut WriteTx,
     batches: &[&ArchiveBatch],
     new_pages: &[Position],
 ) -> Result<()> {
@@ -239,7 +236,7 @@ async fn insert_documents(
 
 /// Inserts the events whose id is new; returns how many.
 async fn insert_events<'a>(
-    transaction: &mut WriteTransaction,
+    transaction: &mut WriteTx,
     events: impl Iterator<Item = &'a Event>,
 ) -> Result<u64> {
     let mut seen = HashSet::new();
@@ -280,7 +277,7 @@ async fn insert_events<'a>(
 
 /// Inserts `rows` with multi-row statements `head (…), (…) tail`; returns how many were new.
 async fn insert_rows<'a, const COLUMNS: usize>(
-    transaction: &mut WriteTransaction,
+    transaction: &mut WriteTx,
     head: &'static str,
     tail: &str,
     rows: Vec<[Param<'a>; COLUMNS]>,

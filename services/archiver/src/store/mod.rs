@@ -6,7 +6,6 @@
 //! duplicate and changes nothing. When a later epoch of a URL is stored, its content hash is
 //! compared with the latest earlier epoch's and the result kept in the `changed` column.
 
-mod backend;
 mod batch;
 mod query;
 
@@ -17,9 +16,7 @@ use owlmesh_proto::v1::ArchiveBatch;
 
 use crate::error::{ArchiverError, Result};
 use crate::item::{Fields, now_ms};
-use backend::Backend;
-
-pub use backend::is_postgres_url;
+use owlmesh_storage::{Pool, Schema};
 
 /// The page size of queries that do not ask for one.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
@@ -29,7 +26,7 @@ pub const MAX_PAGE_SIZE: u32 = 1000;
 /// The archive's database: a cheap handle to a connection pool.
 #[derive(Debug, Clone)]
 pub struct ArchiveStore {
-    backend: Backend,
+    pool: Pool,
 }
 
 /// What storing one batch did.
@@ -208,19 +205,19 @@ impl ArchiveStore {
     /// Opens the archive at `url` (`postgres://…`, `sqlite:…` or an SQLite file path), creating
     /// an SQLite file if missing, and runs the migrations of its backend.
     pub async fn open(url: &str, max_connections: u32) -> Result<Self> {
-        let backend = Backend::connect(url, max_connections.max(1)).await?;
-        Ok(Self { backend })
+        let pool = Pool::connect(url, max_connections, &schema()).await?;
+        Ok(Self { pool })
     }
 
     /// `"sqlite"` or `"postgres"`.
     pub fn backend_name(&self) -> &'static str {
-        self.backend.name()
+        self.pool.backend().name()
     }
 
     /// Stores a batch's pages, their documents and the batch's events in one transaction.
     /// Pages and events already stored are skipped, so redelivering a batch is harmless.
     pub async fn store_batch(&self, batch: &ArchiveBatch) -> Result<StoredBatch> {
-        let group = batch::store_batches(&self.backend, &[batch]).await?;
+        let group = batch::store_batches(&self.pool, &[batch]).await?;
         let mut stored = group.batches.into_iter().next().unwrap_or_default();
         stored.events_stored = u32::try_from(group.events_stored).unwrap_or(u32::MAX);
         Ok(stored)
@@ -230,32 +227,32 @@ impl ArchiveStore {
     /// page repeated across the batches is stored for the first and a duplicate for the
     /// others.
     pub async fn store_batches(&self, batches: &[&ArchiveBatch]) -> Result<StoredGroup> {
-        batch::store_batches(&self.backend, batches).await
+        batch::store_batches(&self.pool, batches).await
     }
 
     /// A page of a job's data items, oldest first.
     pub async fn items(&self, query: &ItemQuery) -> Result<Page<StoredItem>> {
-        query::items(&self.backend, query).await
+        query::items(&self.pool, query).await
     }
 
     /// A page of a job's found documents, oldest first.
     pub async fn documents(&self, query: &DocumentQuery) -> Result<Page<StoredDocument>> {
-        query::documents(&self.backend, query).await
+        query::documents(&self.pool, query).await
     }
 
     /// A page of events, oldest stored first.
     pub async fn events(&self, query: &EventQuery) -> Result<Page<StoredEvent>> {
-        query::events(&self.backend, query).await
+        query::events(&self.pool, query).await
     }
 
     /// Every stored epoch of one page, earliest first.
     pub async fn page_versions(&self, job_id: &str, url: &str) -> Result<Vec<PageVersion>> {
-        query::page_versions(&self.backend, job_id, url).await
+        query::page_versions(&self.pool, job_id, url).await
     }
 
     /// The token of a job's newest data item, to bound an export to a snapshot.
     pub async fn last_item(&self, job_id: &str) -> Result<Option<PageToken>> {
-        query::last_item(&self.backend, job_id).await
+        query::last_item(&self.pool, job_id).await
     }
 
     /// Deletes events that happened more than `age` ago; data items are kept. Returns how many
@@ -268,12 +265,12 @@ impl ArchiveStore {
 
     /// Deletes events that happened before `cutoff_ms` (ms since the Unix epoch).
     pub async fn purge_events_before(&self, cutoff_ms: i64) -> Result<u64> {
-        query::purge_events_before(&self.backend, cutoff_ms).await
+        query::purge_events_before(&self.pool, cutoff_ms).await
     }
 
     /// Closes the pool's connections; later calls fail.
     pub async fn close(&self) {
-        self.backend.close().await;
+        self.pool.close().await;
     }
 }
 
@@ -296,4 +293,13 @@ fn into_page<T>(mut rows: Vec<T>, page_size: u32, token: impl Fn(&T) -> PageToke
         rows,
         next: next.flatten(),
     }
+}
+
+/// The archive's tables; their migrations are tracked in sqlx's default table, as they always
+/// have been.
+fn schema() -> Schema {
+    Schema::new(
+        sqlx::migrate!("migrations/sqlite"),
+        sqlx::migrate!("migrations/postgres"),
+    )
 }

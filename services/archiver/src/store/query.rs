@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use super::backend::{Backend, Param, Statement};
 use super::{
     DocumentQuery, EventQuery, ItemQuery, Page, PageToken, PageVersion, StoredDocument,
     StoredEvent, StoredItem, into_page, page_size,
 };
 use crate::error::{ArchiverError, Result};
 use crate::item::Fields;
+use owlmesh_storage::{Param, Pool, Statement};
 
 /// Events deleted per statement, so that a large purge never holds the write lock for long.
 const PURGE_ROWS_PER_STATEMENT: i64 = 5000;
@@ -67,7 +67,7 @@ struct VersionRow {
 }
 
 /// A page of data items; see [`super::ArchiveStore::items`].
-pub(super) async fn items(backend: &Backend, query: &ItemQuery) -> Result<Page<StoredItem>> {
+pub(super) async fn items(pool: &Pool, query: &ItemQuery) -> Result<Page<StoredItem>> {
     let size = page_size(query.limit);
     let up_to = query.up_to.map_or(i64::MAX, |PageToken(id)| id);
     let mut statement = Statement::new(SELECT_ITEMS)
@@ -80,7 +80,7 @@ pub(super) async fn items(backend: &Backend, query: &ItemQuery) -> Result<Page<S
     }
     statement.push_sql(" ORDER BY id LIMIT ");
     statement.push_bind(Param::Int(i64::from(size) + 1));
-    let rows: Vec<ItemRow> = backend.fetch_all(statement).await?;
+    let rows: Vec<ItemRow> = pool.fetch_all(statement).await?;
     let items = rows.into_iter().map(item).collect::<Result<Vec<_>>>()?;
     Ok(into_page(items, size, |item| item.token))
 }
@@ -103,16 +103,13 @@ fn item(row: ItemRow) -> Result<StoredItem> {
 }
 
 /// A page of documents; see [`super::ArchiveStore::documents`].
-pub(super) async fn documents(
-    backend: &Backend,
-    query: &DocumentQuery,
-) -> Result<Page<StoredDocument>> {
+pub(super) async fn documents(pool: &Pool, query: &DocumentQuery) -> Result<Page<StoredDocument>> {
     let size = page_size(query.limit);
     let statement = Statement::new(SELECT_DOCUMENTS)
         .text(&query.job_id)
         .int(PageToken::after(query.after))
         .int(i64::from(size) + 1);
-    let rows: Vec<DocumentRow> = backend.fetch_all(statement).await?;
+    let rows: Vec<DocumentRow> = pool.fetch_all(statement).await?;
     let documents = rows.into_iter().map(|row| StoredDocument {
         token: PageToken(row.id),
         url: row.url,
@@ -125,7 +122,7 @@ pub(super) async fn documents(
 }
 
 /// A page of events; see [`super::ArchiveStore::events`].
-pub(super) async fn events(backend: &Backend, query: &EventQuery) -> Result<Page<StoredEvent>> {
+pub(super) async fn events(pool: &Pool, query: &EventQuery) -> Result<Page<StoredEvent>> {
     let size = page_size(query.limit);
     let mut statement = Statement::new(SELECT_EVENTS).int(PageToken::after(query.after));
     let filters = [
@@ -143,7 +140,7 @@ pub(super) async fn events(backend: &Backend, query: &EventQuery) -> Result<Page
     }
     statement.push_sql(" ORDER BY id LIMIT ");
     statement.push_bind(Param::Int(i64::from(size) + 1));
-    let rows: Vec<EventRow> = backend.fetch_all(statement).await?;
+    let rows: Vec<EventRow> = pool.fetch_all(statement).await?;
     let events = rows.into_iter().map(event).collect::<Result<Vec<_>>>()?;
     Ok(into_page(events, size, |event| event.token))
 }
@@ -169,12 +166,12 @@ fn event(row: EventRow) -> Result<StoredEvent> {
 
 /// Every stored epoch of a page; see [`super::ArchiveStore::page_versions`].
 pub(super) async fn page_versions(
-    backend: &Backend,
+    pool: &Pool,
     job_id: &str,
     url: &str,
 ) -> Result<Vec<PageVersion>> {
     let statement = Statement::new(SELECT_VERSIONS).text(job_id).text(url);
-    let rows: Vec<VersionRow> = backend.fetch_all(statement).await?;
+    let rows: Vec<VersionRow> = pool.fetch_all(statement).await?;
     let versions = rows.into_iter().map(|row| PageVersion {
         epoch: row.epoch.unsigned_abs(),
         content_hash: row.content_hash,
@@ -185,20 +182,20 @@ pub(super) async fn page_versions(
 }
 
 /// The newest data item's token; see [`super::ArchiveStore::last_item`].
-pub(super) async fn last_item(backend: &Backend, job_id: &str) -> Result<Option<PageToken>> {
+pub(super) async fn last_item(pool: &Pool, job_id: &str) -> Result<Option<PageToken>> {
     let statement = Statement::new(SELECT_LAST_ITEM).text(job_id);
-    let rows: Vec<(Option<i64>,)> = backend.fetch_all(statement).await?;
+    let rows: Vec<(Option<i64>,)> = pool.fetch_all(statement).await?;
     Ok(rows.first().and_then(|&(id,)| id).map(PageToken))
 }
 
 /// Deletes old events in short transactions; see [`super::ArchiveStore::purge_events_before`].
-pub(super) async fn purge_events_before(backend: &Backend, cutoff_ms: i64) -> Result<u64> {
+pub(super) async fn purge_events_before(pool: &Pool, cutoff_ms: i64) -> Result<u64> {
     let mut deleted = 0;
     loop {
         let statement = Statement::new(PURGE_EVENTS)
             .int(cutoff_ms)
             .int(PURGE_ROWS_PER_STATEMENT);
-        let mut transaction = backend.begin_write().await?;
+        let mut transaction = pool.begin_write().await?;
         let count = transaction.execute(statement).await?;
         transaction.commit().await?;
         deleted += count;

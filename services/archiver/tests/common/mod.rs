@@ -11,10 +11,8 @@ use std::time::Duration;
 use owlmesh_archiver::store::ArchiveStore;
 use owlmesh_proto::v1::field_value::Value;
 use owlmesh_proto::v1::{ArchiveBatch, Document, Event, FieldValue, PageRecord, StringList};
-
-/// The variable naming a PostgreSQL database for the suite, e.g.
-/// `postgres://postgres@127.0.0.1:5432/test`.
-pub const POSTGRES_URL_VARIABLE: &str = "OWLMESH_TEST_POSTGRES_URL";
+use owlmesh_storage::Backend;
+use owlmesh_storage::testing;
 
 /// A folder under the system's temporary folder, removed on drop.
 pub struct TempDir(PathBuf);
@@ -44,75 +42,33 @@ where
     F: FnOnce(ArchiveStore) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let dir = TempDir::new();
-    let url = dir.path().join("archive.sqlite").display().to_string();
-    let store = ArchiveStore::open(&url, 4)
-        .await
-        .expect("open sqlite archive");
-    assert_eq!(store.backend_name(), "sqlite");
-    let probe = sqlx::SqlitePool::connect(&format!("sqlite://{url}"))
-        .await
-        .expect("probe");
-    let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
-        .fetch_one(&probe)
-        .await
-        .expect("read journal mode");
-    assert_eq!(mode, "wal", "the archive file is in WAL mode");
-    probe.close().await;
-    test(store.clone()).await;
-    store.close().await;
+    with_backend(Backend::Sqlite, test).await;
 }
 
 /// Runs `test` against PostgreSQL in a fresh schema (dropped afterwards), or says loudly that
-/// it was skipped when [`POSTGRES_URL_VARIABLE`] is not set.
+/// it was skipped when `OWLMESH_TEST_POSTGRES_URL` is not set.
 pub async fn with_postgres<F, Fut>(test: F)
 where
     F: FnOnce(ArchiveStore) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
+    Fut: Future<Output = ()>,
 {
-    let Ok(base_url) = std::env::var(POSTGRES_URL_VARIABLE) else {
-        warn_postgres_skipped();
-        return;
-    };
-    let schema = format!("owlmesh_test_{}", uuid::Uuid::new_v4().simple());
-    let admin = sqlx::PgPool::connect(&base_url)
-        .await
-        .expect("connect to postgres");
-    let create = format!("CREATE SCHEMA {schema}");
-    sqlx::query(sqlx::AssertSqlSafe(create))
-        .execute(&admin)
-        .await
-        .expect("create schema");
-    let separator = if base_url.contains('?') { '&' } else { '?' };
-    let url = format!("{base_url}{separator}options[search_path]={schema}");
-    let store = ArchiveStore::open(&url, 4)
-        .await
-        .expect("open postgres archive");
-    assert_eq!(store.backend_name(), "postgres");
-    let outcome = tokio::spawn(test(store.clone())).await;
-    store.close().await;
-    let drop = format!("DROP SCHEMA {schema} CASCADE");
-    sqlx::query(sqlx::AssertSqlSafe(drop))
-        .execute(&admin)
-        .await
-        .expect("drop schema");
-    admin.close().await;
-    if let Err(error) = outcome {
-        std::panic::resume_unwind(error.into_panic());
-    }
+    with_backend(Backend::Postgres, test).await;
 }
 
-/// Says once per test binary, on the real stderr (which the test harness does not capture),
-/// that the PostgreSQL half of the suite did not run.
-fn warn_postgres_skipped() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let warning = format!(
-            "\n\n*** POSTGRESQL SKIPPED: the postgres:: tests passed without running; set \
-             {POSTGRES_URL_VARIABLE} (e.g. postgres://postgres@127.0.0.1:5432/test) ***\n\n"
-        );
-        let _ = std::io::Write::write_all(&mut std::io::stderr(), warning.as_bytes());
-    });
+async fn with_backend<F, Fut>(backend: Backend, test: F)
+where
+    F: FnOnce(ArchiveStore) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    testing::run_on(backend, "archive.sqlite", async |database| {
+        let store = ArchiveStore::open(database.url(), 4)
+            .await
+            .expect("open the archive");
+        assert_eq!(store.backend_name(), backend.name());
+        test(store.clone()).await;
+        store.close().await;
+    })
+    .await;
 }
 
 /// A page of `job_id` with one text field `title` and a list field `tags`.

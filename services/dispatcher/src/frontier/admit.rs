@@ -6,7 +6,8 @@ use std::collections::{HashMap, HashSet};
 use super::error::{FrontierError, Result};
 use super::ledger::{JobRow, Ledger};
 use super::model::{NewUrl, UrlKey, UrlState};
-use super::store::{FrontierPool, Statement, Tx};
+use super::store::Dialect as _;
+use owlmesh_storage::{Pool, Statement, WriteTx};
 
 /// How admitted URLs start out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,13 +27,8 @@ pub(super) struct Candidate<'a> {
 }
 
 /// Admits URLs to a job in a transaction of their own; see [`super::Frontier::add_urls`].
-pub(super) async fn add_urls(
-    pool: &FrontierPool,
-    job_id: &str,
-    urls: &[NewUrl],
-    now: i64,
-) -> Result<u64> {
-    let mut tx = pool.begin().await?;
+pub(super) async fn add_urls(pool: &Pool, job_id: &str, urls: &[NewUrl], now: i64) -> Result<u64> {
+    let mut tx = pool.begin_write().await?;
     let mut ledger = Ledger::lock(&mut tx, [job_id]).await?;
     let job = ledger
         .get_mut(job_id)
@@ -65,7 +61,7 @@ pub(super) struct Admitted {
 /// The job must be locked by the caller's transaction: its `admitted` count is the budget, and
 /// its counters are updated here.
 pub(super) async fn admit(
-    tx: &mut Tx,
+    tx: &mut WriteTx,
     job: &mut JobRow,
     candidates: &[Candidate<'_>],
     admission: Admission,
@@ -140,7 +136,7 @@ fn within_depth<'a>(job: &JobRow, candidates: &[Candidate<'a>]) -> Vec<Candidate
 }
 
 /// Removes the candidates the job has already seen.
-async fn drop_seen(tx: &mut Tx, job_id: &str, batch: &mut Vec<Candidate<'_>>) -> Result<()> {
+async fn drop_seen(tx: &mut WriteTx, job_id: &str, batch: &mut Vec<Candidate<'_>>) -> Result<()> {
     let fingerprints: Vec<i64> = batch.iter().map(|c| c.key.fingerprint as i64).collect();
     let fingerprints = serde_json::to_string(&fingerprints)?;
     let statement = Statement::new(tx.sql().known_fingerprints)
@@ -157,7 +153,7 @@ async fn drop_seen(tx: &mut Tx, job_id: &str, batch: &mut Vec<Candidate<'_>>) ->
 }
 
 /// Reserves the next ranks of each host in the batch; returns each candidate's rank.
-async fn rank(tx: &mut Tx, job_id: &str, batch: &[Candidate<'_>]) -> Result<Vec<i64>> {
+async fn rank(tx: &mut WriteTx, job_id: &str, batch: &[Candidate<'_>]) -> Result<Vec<i64>> {
     let mut counts: HashMap<&str, i64> = HashMap::new();
     for candidate in batch {
         *counts.entry(&candidate.key.host_key).or_default() += 1;

@@ -12,7 +12,8 @@ use std::collections::{BTreeSet, HashMap};
 use super::error::Result;
 use super::ledger::Ledger;
 use super::model::{ClaimRequest, Claimed, HostFilter, JobState};
-use super::store::{FrontierPool, Statement, Tx};
+use super::store::Dialect as _;
+use owlmesh_storage::{Pool, Statement, WriteTx};
 
 /// A claim reads this many candidates per URL it still needs, so that the per-host cap and an
 /// owner predicate have some to choose from.
@@ -41,11 +42,11 @@ struct LeasedRow {
 }
 
 /// Claims up to `request.limit` due URLs; see [`super::Frontier::claim`].
-pub(super) async fn claim(pool: &FrontierPool, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>> {
+pub(super) async fn claim(pool: &Pool, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>> {
     if request.limit == 0 {
         return Ok(Vec::new());
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_write().await?;
     let mut ledger = Ledger::lock_dispatchable(&mut tx).await?;
     let mut taken = Taken::default();
     let mut claimed = Vec::new();
@@ -77,7 +78,7 @@ pub(super) async fn claim(pool: &FrontierPool, request: &ClaimRequest<'_>) -> Re
 
 /// The job's due candidates, best first.
 async fn candidates(
-    tx: &mut Tx,
+    tx: &mut WriteTx,
     job_id: &str,
     request: &ClaimRequest<'_>,
     room: usize,
@@ -105,7 +106,7 @@ async fn candidates(
         .text(job_id)
         .int(request.now_ms)
         .int(i64::try_from(window).unwrap_or(i64::MAX));
-    tx.fetch_all(statement).await
+    Ok(tx.fetch_all(statement).await?)
 }
 
 /// URLs already picked in this claim, per host, across jobs.
@@ -146,7 +147,7 @@ impl Taken {
 }
 
 /// Leases the URLs with these ids to the request's owner; returns them in the order given.
-async fn lease(tx: &mut Tx, ids: &[i64], request: &ClaimRequest<'_>) -> Result<Vec<Claimed>> {
+async fn lease(tx: &mut WriteTx, ids: &[i64], request: &ClaimRequest<'_>) -> Result<Vec<Claimed>> {
     let expires_at = request.now_ms.saturating_add(request.lease_ms);
     let list = serde_json::to_string(ids)?;
     let statement = Statement::new(tx.sql().lease_urls)

@@ -10,7 +10,8 @@ use super::error::Result;
 use super::known::KnownUrls;
 use super::ledger::{Counts, Ledger};
 use super::model::{Completion, CompletionReport, UrlState};
-use super::store::{FrontierPool, Statement, Tx};
+use super::store::Dialect as _;
+use owlmesh_storage::{Pool, Statement, WriteTx};
 
 /// The wait before the first retry of a transient failure; it doubles with each failure.
 pub const BACKOFF_BASE_MS: i64 = 1_000;
@@ -88,7 +89,7 @@ impl Verdict {
 
 /// Settles a batch of outcomes; see [`super::Frontier::complete`].
 pub(super) async fn complete(
-    pool: &FrontierPool,
+    pool: &Pool,
     known: &KnownUrls,
     completions: &[Completion],
     now: i64,
@@ -97,7 +98,7 @@ pub(super) async fn complete(
     if completions.is_empty() {
         return Ok(report);
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_write().await?;
     let mut ledger = Ledger::lock(&mut tx, completions.iter().map(|c| c.job_id.as_str())).await?;
     let mut leased = leased_urls(&mut tx, &ledger, completions).await?;
     let mut verdicts = Vec::with_capacity(completions.len());
@@ -150,7 +151,7 @@ pub(super) async fn complete(
 
 /// The URLs still leased under the completions' lease ids, by lease id.
 async fn leased_urls(
-    tx: &mut Tx,
+    tx: &mut WriteTx,
     ledger: &Ledger,
     completions: &[Completion],
 ) -> Result<HashMap<i64, LeasedUrl>> {

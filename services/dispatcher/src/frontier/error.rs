@@ -1,5 +1,7 @@
 //! What can go wrong in the frontier, and how it reads to a gRPC client.
 
+use owlmesh_storage::Transient;
+
 use super::model::JobState;
 
 /// An error of the frontier store.
@@ -68,13 +70,23 @@ impl From<FrontierError> for tonic::Status {
             FrontierError::InvalidSchedule(_) | FrontierError::UnknownState(_) => {
                 Self::invalid_argument(message)
             }
-            FrontierError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
-                Self::unavailable(message)
-            }
-            FrontierError::Database(_)
-            | FrontierError::Migration(_)
+            FrontierError::Database(ref database) => match owlmesh_storage::transient(database) {
+                Some(Transient::Unavailable) => Self::unavailable(message),
+                Some(Transient::Conflict) => Self::aborted(message),
+                None => Self::internal(message),
+            },
+            FrontierError::Migration(_)
             | FrontierError::CorruptSpec { .. }
             | FrontierError::Encode(_) => Self::internal(message),
+        }
+    }
+}
+
+impl From<owlmesh_storage::StorageError> for FrontierError {
+    fn from(error: owlmesh_storage::StorageError) -> Self {
+        match error {
+            owlmesh_storage::StorageError::Database(error) => Self::Database(error),
+            owlmesh_storage::StorageError::Migration(error) => Self::Migration(error),
         }
     }
 }

@@ -10,7 +10,8 @@ use super::ledger::{Counts, JobRow, Ledger};
 use super::model::{
     EpochStart, JobDepth, JobRecord, JobState, NewJob, QueueDepth, UrlRecord, UrlState,
 };
-use super::store::{FrontierPool, Statement, Tx};
+use super::store::Dialect as _;
+use owlmesh_storage::{Pool, Statement, WriteTx};
 
 /// Letters of job ids: lowercase, without the easily confused i, l, o and u.
 const ID_ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
@@ -77,7 +78,7 @@ fn decode(row: JobWithSpec) -> Result<JobRecord> {
 }
 
 /// Stores a new job and admits its seeds; see [`super::Frontier::create_job`].
-pub(super) async fn create_job(pool: &FrontierPool, new: NewJob<'_>) -> Result<JobRecord> {
+pub(super) async fn create_job(pool: &Pool, new: NewJob<'_>) -> Result<JobRecord> {
     let spec = new.spec;
     let recrawl = match &spec.recrawl {
         Some(schedule) => Recrawl::of_schedule(schedule)
@@ -101,7 +102,7 @@ pub(super) async fn create_job(pool: &FrontierPool, new: NewJob<'_>) -> Result<J
         counts: Counts::default(),
     };
     let encoded = spec.encode_to_vec();
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_write().await?;
     let statement = Statement::new(tx.sql().insert_job)
         .text(&job.id)
         .text(&job.name)
@@ -137,7 +138,7 @@ pub(super) async fn create_job(pool: &FrontierPool, new: NewJob<'_>) -> Result<J
 }
 
 /// One job; see [`super::Frontier::get_job`].
-pub(super) async fn get_job(pool: &FrontierPool, id: &str) -> Result<JobRecord> {
+pub(super) async fn get_job(pool: &Pool, id: &str) -> Result<JobRecord> {
     let rows: Vec<JobWithSpec> = pool
         .fetch_all(Statement::new(pool.sql().job_by_id).text(id))
         .await?;
@@ -149,7 +150,7 @@ pub(super) async fn get_job(pool: &FrontierPool, id: &str) -> Result<JobRecord> 
 }
 
 /// Every job, newest first; see [`super::Frontier::list_jobs`].
-pub(super) async fn list_jobs(pool: &FrontierPool) -> Result<Vec<JobRecord>> {
+pub(super) async fn list_jobs(pool: &Pool) -> Result<Vec<JobRecord>> {
     let rows: Vec<JobWithSpec> = pool.fetch_all(Statement::new(pool.sql().all_jobs)).await?;
     rows.into_iter().map(decode).collect()
 }
@@ -166,13 +167,8 @@ fn may_change(from: JobState, to: JobState) -> bool {
 }
 
 /// Changes a job's state; see [`super::Frontier::set_state`].
-pub(super) async fn set_state(
-    pool: &FrontierPool,
-    id: &str,
-    to: JobState,
-    now: i64,
-) -> Result<JobRecord> {
-    let mut tx = pool.begin().await?;
+pub(super) async fn set_state(pool: &Pool, id: &str, to: JobState, now: i64) -> Result<JobRecord> {
+    let mut tx = pool.begin_write().await?;
     let mut ledger = Ledger::lock(&mut tx, [id]).await?;
     let job = ledger
         .get_mut(id)
@@ -212,12 +208,8 @@ pub(super) async fn set_state(
 
 /// Finishes the job's epoch if nothing is queued or in flight; see
 /// [`super::Frontier::finish_epoch_if_drained`].
-pub(super) async fn finish_epoch_if_drained(
-    pool: &FrontierPool,
-    id: &str,
-    now: i64,
-) -> Result<bool> {
-    let mut tx = pool.begin().await?;
+pub(super) async fn finish_epoch_if_drained(pool: &Pool, id: &str, now: i64) -> Result<bool> {
+    let mut tx = pool.begin_write().await?;
     let mut ledger = Ledger::lock(&mut tx, [id]).await?;
     if ledger.get(id).is_none() {
         return Err(FrontierError::JobNotFound(id.to_owned()));
@@ -229,8 +221,8 @@ pub(super) async fn finish_epoch_if_drained(
 
 /// Starts the next epoch of every job whose time has come; see
 /// [`super::Frontier::start_due_epochs`].
-pub(super) async fn start_due_epochs(pool: &FrontierPool, now: i64) -> Result<Vec<EpochStart>> {
-    let mut tx = pool.begin().await?;
+pub(super) async fn start_due_epochs(pool: &Pool, now: i64) -> Result<Vec<EpochStart>> {
+    let mut tx = pool.begin_write().await?;
     let due: Vec<(String,)> = tx
         .fetch_all(Statement::new(tx.sql().due_epoch_jobs).int(now))
         .await?;
@@ -254,8 +246,8 @@ pub(super) async fn start_due_epochs(pool: &FrontierPool, now: i64) -> Result<Ve
 }
 
 /// Starts the job's next epoch now; see [`super::Frontier::expedite`].
-pub(super) async fn expedite(pool: &FrontierPool, id: &str, now: i64) -> Result<EpochStart> {
-    let mut tx = pool.begin().await?;
+pub(super) async fn expedite(pool: &Pool, id: &str, now: i64) -> Result<EpochStart> {
+    let mut tx = pool.begin_write().await?;
     let mut ledger = Ledger::lock(&mut tx, [id]).await?;
     let job = ledger
         .get_mut(id)
@@ -280,7 +272,7 @@ pub(super) async fn expedite(pool: &FrontierPool, id: &str, now: i64) -> Result<
 }
 
 /// Bumps a done job's epoch and queues its fetched (and failed) URLs again, due now.
-async fn begin_epoch(tx: &mut Tx, job: &mut JobRow, now: i64) -> Result<EpochStart> {
+async fn begin_epoch(tx: &mut WriteTx, job: &mut JobRow, now: i64) -> Result<EpochStart> {
     let epoch = job.epoch + 1;
     let statement = Statement::new(tx.sql().requeue_epoch_urls)
         .text(&job.id)
@@ -305,7 +297,7 @@ async fn begin_epoch(tx: &mut Tx, job: &mut JobRow, now: i64) -> Result<EpochSta
 }
 
 /// Queue depth overall and per job, from the jobs rows' counters.
-pub(super) async fn queue_depth(pool: &FrontierPool) -> Result<QueueDepth> {
+pub(super) async fn queue_depth(pool: &Pool) -> Result<QueueDepth> {
     let rows: Vec<(String, i64, i64)> = pool
         .fetch_all(Statement::new(pool.sql().job_depths))
         .await?;
@@ -325,11 +317,7 @@ pub(super) async fn queue_depth(pool: &FrontierPool) -> Result<QueueDepth> {
 }
 
 /// One URL of a job by fingerprint; see [`super::Frontier::url`].
-pub(super) async fn url(
-    pool: &FrontierPool,
-    job_id: &str,
-    fingerprint: u64,
-) -> Result<Option<UrlRecord>> {
+pub(super) async fn url(pool: &Pool, job_id: &str, fingerprint: u64) -> Result<Option<UrlRecord>> {
     let statement = Statement::new(pool.sql().url_by_fingerprint)
         .text(job_id)
         .int(fingerprint as i64);

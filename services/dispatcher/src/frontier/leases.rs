@@ -3,7 +3,8 @@
 
 use super::error::Result;
 use super::ledger::Ledger;
-use super::store::{FrontierPool, Statement};
+use super::store::Dialect as _;
+use owlmesh_storage::{Pool, Statement};
 
 /// Which leases to end.
 #[derive(Debug, Clone, Copy)]
@@ -27,7 +28,7 @@ pub(super) fn always() -> bool {
 /// the transaction holds the locks a claim takes too (SQLite's write lock, the job rows):
 /// when it says no, nothing is returned.
 pub(super) async fn return_leases(
-    pool: &FrontierPool,
+    pool: &Pool,
     leases: Leases<'_>,
     now: i64,
     proceed: &(dyn Fn() -> bool + Sync),
@@ -62,7 +63,7 @@ pub(super) async fn return_leases(
             Statement::new(sql.return_leases_by_id).text(&ids),
         ),
     };
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_write().await?;
     // The jobs come first, locked, then their URLs (see the ledger); URLs of a job that gained
     // leases since are left for the next call.
     let jobs: Vec<(String,)> = tx.fetch_all(find_jobs).await?;

@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 
 use super::error::Result;
 use super::model::{JobState, Progress};
-use super::store::{Statement, Tx};
+use super::store::Dialect as _;
 use owlmesh_job::Recrawl;
+use owlmesh_storage::{Statement, WriteTx};
 
 /// A jobs row, without its spec.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -105,7 +106,7 @@ pub(super) struct Ledger {
 impl Ledger {
     /// Locks and reads the jobs with these ids; ids of no job are left out.
     pub(super) async fn lock<'a>(
-        tx: &mut Tx,
+        tx: &mut WriteTx,
         ids: impl IntoIterator<Item = &'a str>,
     ) -> Result<Self> {
         let ids: Vec<&str> = ids.into_iter().collect();
@@ -120,7 +121,7 @@ impl Ledger {
     }
 
     /// Locks and reads every job whose URLs claims may take.
-    pub(super) async fn lock_dispatchable(tx: &mut Tx) -> Result<Self> {
+    pub(super) async fn lock_dispatchable(tx: &mut WriteTx) -> Result<Self> {
         let rows = tx
             .fetch_all(Statement::new(tx.sql().lock_dispatchable_jobs))
             .await?;
@@ -172,7 +173,7 @@ impl Ledger {
 
     /// Settles every job's state against its counters and writes back the rows that changed;
     /// returns the ids of the jobs whose epoch has just finished.
-    pub(super) async fn close(&mut self, tx: &mut Tx, now: i64) -> Result<Vec<String>> {
+    pub(super) async fn close(&mut self, tx: &mut WriteTx, now: i64) -> Result<Vec<String>> {
         let mut finished = Vec::new();
         for (id, entry) in &mut self.jobs {
             if entry.job.settle(now) {
@@ -187,7 +188,7 @@ impl Ledger {
     }
 }
 
-async fn write(tx: &mut Tx, job: &JobRow) -> Result<()> {
+async fn write(tx: &mut WriteTx, job: &JobRow) -> Result<()> {
     let counts = &job.counts;
     let statement = Statement::new(tx.sql().write_job)
         .text(&job.id)

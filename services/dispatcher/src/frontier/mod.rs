@@ -3,12 +3,9 @@
 //!
 //! # Backends
 //!
-//! SQLite (a file, the embedded default) or PostgreSQL (a `postgres://` URL), through one
-//! code path of sqlx runtime queries. The pool is an enum of the two concrete sqlx pools rather
-//! than sqlx's `Any` driver: each backend is configured with its own typed options (WAL,
-//! `synchronous=NORMAL`, a busy timeout and a one-connection writer pool beside a read pool on
-//! SQLite), SQLite write transactions can begin `IMMEDIATE`, and rows decode with the native
-//! type mapping instead of `Any`'s lowest common denominator. The SQL is still written once
+//! SQLite (a file, the embedded default) or PostgreSQL (a `postgres://` URL), through the
+//! storage layer (`owlmesh-storage`, shared with the archive: one writer connection and
+//! `BEGIN IMMEDIATE` on SQLite, native row types on each backend). The SQL is written once
 //! (`sql.rs`): batches travel as one JSON parameter that the database unpacks, the dialects
 //! differ only in fragments (row locks, lease ids, how JSON becomes rows), and only the
 //! per-host claim has two forms (a correlated subquery on SQLite, `LATERAL` on PostgreSQL).
@@ -65,11 +62,11 @@ pub use model::{
     ClaimRequest, Claimed, Completion, CompletionReport, EpochStart, HostFilter, JobDepth,
     JobRecord, JobState, NewJob, NewUrl, Progress, QueueDepth, UrlKey, UrlRecord, UrlState,
 };
-pub use store::{Backend, is_postgres_url};
+pub use owlmesh_storage::Backend;
 
 use known::KnownUrls;
 use leases::Leases;
-use store::FrontierPool;
+use owlmesh_storage::Pool;
 
 /// Connections a PostgreSQL frontier opens at most, unless configured otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 8;
@@ -81,7 +78,7 @@ pub const SQLITE_FILE_NAME: &str = "frontier.sqlite3";
 pub struct FrontierConfig {
     /// `postgres://…` for PostgreSQL; `sqlite:…` or a file path for SQLite.
     pub database_url: String,
-    /// Connections to PostgreSQL at most (SQLite uses one writer and a few readers).
+    /// Connections to PostgreSQL at most; on SQLite, readers at most beside the one writer.
     pub max_connections: u32,
 }
 
@@ -108,14 +105,19 @@ pub fn now_ms() -> i64 {
 /// each job already holds.
 #[derive(Debug, Clone)]
 pub struct Frontier {
-    pool: FrontierPool,
+    pool: Pool,
     known: Arc<KnownUrls>,
 }
 
 impl Frontier {
     /// Connects and brings the schema up to date (creating the SQLite file if needed).
     pub async fn connect(config: &FrontierConfig) -> Result<Self> {
-        let pool = FrontierPool::connect(&config.database_url, config.max_connections).await?;
+        let pool = Pool::connect(
+            &config.database_url,
+            config.max_connections,
+            &store::schema(),
+        )
+        .await?;
         Ok(Self {
             pool,
             known: Arc::new(KnownUrls::new(KNOWN_URLS_CAPACITY)),

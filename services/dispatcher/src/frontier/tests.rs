@@ -1,117 +1,34 @@
-//! The frontier's test suite, written once and run against every backend: SQLite always (a
-//! temporary file), PostgreSQL when `OWLMESH_TEST_POSTGRES_URL` names a server (each run in a
-//! schema of its own, dropped at the end).
+//! The frontier's test suite, written once and run against every backend the run can reach
+//! (`owlmesh_storage::testing`): SQLite always, PostgreSQL when `OWLMESH_TEST_POSTGRES_URL`
+//! names a server.
 
 use std::collections::HashSet;
-use std::io::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Once};
 
 use owlmesh_proto::v1::{JobSpec, OutcomeStatus, RecrawlSchedule};
-use sqlx::Connection;
+use owlmesh_storage::testing::{self, TestDatabase};
 
 use super::*;
 
-/// The variable naming the PostgreSQL server to test against.
-const POSTGRES_URL_VARIABLE: &str = "OWLMESH_TEST_POSTGRES_URL";
 /// The tests' clock: 2023-11-14T22:13:20Z.
 const NOW: i64 = 1_700_000_000_000;
 const LEASE_MS: i64 = 60_000;
 
-/// A fresh, empty database of one backend.
-struct TestDatabase {
-    url: String,
-    cleanup: Cleanup,
-}
-
-enum Cleanup {
-    /// The folder of the SQLite file, removed when dropped.
-    Sqlite {
-        _folder: tempfile::TempDir,
-    },
-    Postgres {
-        server_url: String,
-        schema: String,
-    },
-}
-
-impl TestDatabase {
-    /// A database of every backend this run can reach.
-    async fn all() -> Vec<Self> {
-        let mut databases = vec![Self::sqlite()];
-        match std::env::var(POSTGRES_URL_VARIABLE) {
-            Ok(url) if !url.is_empty() => databases.push(Self::postgres(url).await),
-            _ => warn_postgres_skipped(),
-        }
-        databases
-    }
-
-    fn sqlite() -> Self {
-        let folder = tempfile::tempdir().expect("temporary folder");
-        let url = folder.path().join(SQLITE_FILE_NAME).display().to_string();
-        Self {
-            url,
-            cleanup: Cleanup::Sqlite { _folder: folder },
-        }
-    }
-
-    async fn postgres(server_url: String) -> Self {
-        let schema = format!("frontier_test_{}", uuid::Uuid::new_v4().simple());
-        let mut connection = sqlx::PgConnection::connect(&server_url)
-            .await
-            .expect("connect to the test PostgreSQL server");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&mut connection)
-            .await
-            .expect("create the test schema");
-        connection.close().await.ok();
-        let separator = if server_url.contains('?') { '&' } else { '?' };
-        let url = format!("{server_url}{separator}options=-c%20search_path%3D{schema}");
-        Self {
-            url,
-            cleanup: Cleanup::Postgres { server_url, schema },
-        }
-    }
-
-    async fn open(&self) -> Frontier {
-        Frontier::connect(&FrontierConfig::new(&self.url))
-            .await
-            .expect("open the frontier")
-    }
-
-    async fn remove(self) {
-        if let Cleanup::Postgres { server_url, schema } = self.cleanup {
-            let mut connection = sqlx::PgConnection::connect(&server_url).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                .execute(&mut connection)
-                .await
-                .unwrap();
-        }
-    }
-}
-
-/// Says once per test run, past the test harness's output capture, that PostgreSQL was not
-/// tested.
-fn warn_postgres_skipped() {
-    static WARNED: Once = Once::new();
-    WARNED.call_once(|| {
-        let notice = format!(
-            "\n!!! SKIPPED the PostgreSQL runs of the frontier tests: set {POSTGRES_URL_VARIABLE} \
-             (e.g. postgres://postgres@127.0.0.1:5432/test) to run them !!!\n"
-        );
-        std::io::stderr().write_all(notice.as_bytes()).ok();
-    });
+async fn open(database: &TestDatabase) -> Frontier {
+    Frontier::connect(&FrontierConfig::new(database.url()))
+        .await
+        .expect("open the frontier")
 }
 
 /// Runs `test` on a fresh frontier of every backend.
 async fn each_backend(test: impl AsyncFn(&TestDatabase, Frontier)) {
-    for database in TestDatabase::all().await {
-        let frontier = database.open().await;
-        eprintln!("frontier test on {:?}", frontier.backend());
-        test(&database, frontier.clone()).await;
+    testing::each_backend(SQLITE_FILE_NAME, async |database| {
+        let frontier = open(database).await;
+        test(database, frontier.clone()).await;
         frontier.close().await;
-        database.remove().await;
-    }
+    })
+    .await;
 }
 
 fn key(url: &str) -> UrlKey {
@@ -513,7 +430,7 @@ async fn concurrent_claims_never_share_a_url() {
             .collect();
         let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
         let job = create(&frontier, &spec(&seeds)).await;
-        let other_pool = database.open().await;
+        let other_pool = open(database).await;
 
         let mut tasks = tokio::task::JoinSet::new();
         for (task, limit) in [7_usize, 13, 29, 50].into_iter().enumerate() {
@@ -565,7 +482,7 @@ async fn mixed_concurrent_writers_keep_counts_exact() {
             .collect();
         let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
         let job = create(&frontier, &spec(&seeds)).await;
-        let other_pool = database.open().await;
+        let other_pool = open(database).await;
         // A shared clock: leases of 20 ticks expire while other workers carry on.
         let clock = Arc::new(AtomicI64::new(NOW));
         let admitted = Arc::new(AtomicU64::new(200));

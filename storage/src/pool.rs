@@ -1,0 +1,183 @@
+//! Connecting to a database, bringing its schema up to date, and the connections kept open.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::SqliteSynchronous;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+use crate::error::Result;
+use crate::statement::{BothRows, Statement};
+use crate::transaction::WriteTx;
+
+/// How long an SQLite connection waits for another process's write lock before failing.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a caller waits for a free pooled connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Which database a store lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An SQLite file: the embedded default.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+impl Backend {
+    /// `"sqlite"` or `"postgres"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// Whether `url` names a PostgreSQL database rather than an SQLite file.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// A store's embedded migrations for each backend (from `sqlx::migrate!`).
+#[derive(Debug)]
+pub struct Schema {
+    sqlite: Migrator,
+    postgres: Migrator,
+}
+
+impl Schema {
+    /// The migrations of each backend, tracked in sqlx's default `_sqlx_migrations` table.
+    pub fn new(sqlite: Migrator, postgres: Migrator) -> Self {
+        Self { sqlite, postgres }
+    }
+
+    /// Tracks the migrations in `table` instead, so that stores sharing one database keep
+    /// their histories apart. A store's table is never renamed once it has shipped.
+    pub fn tracked_in(mut self, table: &'static str) -> Self {
+        self.sqlite.dangerous_set_table_name(table);
+        self.postgres.dangerous_set_table_name(table);
+        self
+    }
+}
+
+/// The open connections of one database.
+#[derive(Debug, Clone)]
+pub enum Pool {
+    /// SQLite allows one writer: the writer pool holds a single connection, so this process's
+    /// writers queue for it instead of spinning on the busy timeout, and every write
+    /// transaction starts `IMMEDIATE`, so writers of other processes queue on the file lock
+    /// before reading anything they will write. Readers use their own pool, which WAL keeps
+    /// from ever waiting for the writer.
+    Sqlite {
+        /// The one connection that writes.
+        writer: SqlitePool,
+        /// Connections that only read.
+        reader: SqlitePool,
+    },
+    /// PostgreSQL serves concurrent writers itself; one pool does both.
+    Postgres(PgPool),
+}
+
+impl Pool {
+    /// Connects to `url` (`postgres://…`, `sqlite:…` or a plain SQLite file path, created if
+    /// missing) and runs the migrations of its backend. `max_connections` bounds the
+    /// PostgreSQL pool and SQLite's reader pool; SQLite always has one writer.
+    pub async fn connect(url: &str, max_connections: u32, schema: &Schema) -> Result<Self> {
+        let max_connections = max_connections.max(1);
+        if is_postgres_url(url) {
+            connect_postgres(url, max_connections, &schema.postgres).await
+        } else {
+            connect_sqlite(url, max_connections, &schema.sqlite).await
+        }
+    }
+
+    /// The backend these connections talk to.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite { .. } => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Runs a read-only statement outside any write transaction and decodes every row.
+    pub async fn fetch_all<T: BothRows>(&self, statement: Statement<'_>) -> Result<Vec<T>> {
+        let rows = match self {
+            Self::Sqlite { reader, .. } => {
+                let rows = statement.into_query().fetch_all(reader).await?;
+                rows.iter().map(T::from_row).collect::<Result<_, _>>()?
+            }
+            Self::Postgres(pool) => {
+                let rows = statement.into_query().fetch_all(pool).await?;
+                rows.iter().map(T::from_row).collect::<Result<_, _>>()?
+            }
+        };
+        Ok(rows)
+    }
+
+    /// Starts a write transaction, waiting for the writer connection on SQLite.
+    pub async fn begin_write(&self) -> Result<WriteTx> {
+        Ok(match self {
+            Self::Sqlite { writer, .. } => {
+                WriteTx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?)
+            }
+            Self::Postgres(pool) => WriteTx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Self::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+async fn connect_postgres(url: &str, max_connections: u32, migrator: &Migrator) -> Result<Pool> {
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(PgConnectOptions::from_str(url)?)
+        .await?;
+    migrator.run(&pool).await?;
+    Ok(Pool::Postgres(pool))
+}
+
+async fn connect_sqlite(url: &str, readers: u32, migrator: &Migrator) -> Result<Pool> {
+    let options = if url.starts_with("sqlite:") {
+        SqliteConnectOptions::from_str(url)?
+    } else {
+        SqliteConnectOptions::new().filename(url)
+    }
+    .create_if_missing(true)
+    .journal_mode(SqliteJournalMode::Wal)
+    .synchronous(SqliteSynchronous::Normal)
+    .busy_timeout(SQLITE_BUSY_TIMEOUT);
+    // The one writer connection is kept for good: its page cache and prepared statements stay
+    // warm, and an in-memory database lives exactly as long as it does.
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(options.clone())
+        .await?;
+    migrator.run(&writer).await?;
+    // An in-memory database exists once per connection: its readers must be its writer.
+    let reader = if url.contains(":memory:") || url.contains("mode=memory") {
+        writer.clone()
+    } else {
+        SqlitePoolOptions::new()
+            .max_connections(readers)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await?
+    };
+    Ok(Pool::Sqlite { writer, reader })
+}
