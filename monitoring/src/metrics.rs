@@ -8,9 +8,12 @@
 //! within the allowed characters, escapes label values, and never writes the same series
 //! twice.
 
+mod names;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Display, Write as _};
 
+use self::names::{Labels, metric_name};
 use crate::members::{CounterView, HistogramView, MemberState, MemberView};
 use crate::snapshot::{JobView, Snapshot};
 
@@ -19,10 +22,6 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Prefix of every metric name.
 const NAMESPACE: &str = "owlmesh";
-
-/// Label names the dashboard sets itself; a stats label of the same name is renamed
-/// `exported_<name>`, as Prometheus does on a clash.
-const RESERVED_LABELS: &[&str] = &["kind", "instance", "queue", "le", "job", "status"];
 
 /// Renders a snapshot as a Prometheus exposition.
 pub fn render(snapshot: &Snapshot) -> String {
@@ -205,40 +204,13 @@ impl Display for Number {
     }
 }
 
-/// An ordered label set: the dashboard's own labels first, then the instance's.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
-struct Labels(Vec<(String, String)>);
-
-impl Labels {
-    fn new() -> Self {
-        Self::default()
-    }
-
-    fn with(mut self, name: &str, value: &str) -> Self {
-        self.0.push((name.to_owned(), value.to_owned()));
-        self
-    }
-
-    /// Adds labels that came with a snapshot, renaming the ones that would clash.
-    fn with_extra(mut self, extra: &BTreeMap<String, String>) -> Self {
-        for (name, value) in extra {
-            let mut name = label_name(name);
-            if RESERVED_LABELS.contains(&name.as_str()) || self.0.iter().any(|(n, _)| *n == name) {
-                name = format!("exported_{name}");
-            }
-            self.0.push((name, value.clone()));
-        }
-        self
-    }
-}
-
 impl Display for Labels {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
+        if self.pairs().is_empty() {
             return Ok(());
         }
         f.write_char('{')?;
-        for (index, (name, value)) in self.0.iter().enumerate() {
+        for (index, (name, value)) in self.pairs().iter().enumerate() {
             if index > 0 {
                 f.write_char(',')?;
             }
@@ -349,41 +321,6 @@ impl Display for Exposition {
         }
         Ok(())
     }
-}
-
-/// A metric name part from a snapshot's name: `[a-zA-Z0-9_:]`, anything else as `_`.
-fn metric_name(name: &str) -> String {
-    let cleaned: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if cleaned.is_empty() {
-        "unnamed".into()
-    } else {
-        cleaned
-    }
-}
-
-/// A label name from a snapshot's label: `[a-zA-Z_][a-zA-Z0-9_]*`, never starting with the
-/// reserved `__`.
-fn label_name(name: &str) -> String {
-    let mut cleaned: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    if cleaned.is_empty() || cleaned.starts_with(|c: char| c.is_ascii_digit()) {
-        cleaned.insert(0, '_');
-    }
-    if cleaned.starts_with("__") {
-        cleaned.insert_str(0, "label");
-    }
-    cleaned
 }
 
 /// Backslash, double quote and line feed escaped, as label values require.
