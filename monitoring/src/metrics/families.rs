@@ -5,7 +5,9 @@
 //! so they are not observed into live metrics: [`Families`] holds them as they are and is a
 //! [`Collector`], which hands each family and series to the crate's text encoder. It keeps
 //! the exposition valid where the snapshots alone would not: one `# HELP` and `# TYPE` per
-//! name, never two families of different types under one name, never the same series twice.
+//! name, never two families of different types under one name, never a family whose sample
+//! names another family already writes (a gauge `x_count` beside a histogram `x`), never the
+//! same series twice.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -94,6 +96,8 @@ struct Family {
 #[derive(Debug, Default)]
 pub(super) struct Families {
     families: BTreeMap<String, Family>,
+    /// Every family's name and the names of its samples.
+    claimed: BTreeSet<String>,
 }
 
 impl Families {
@@ -139,14 +143,21 @@ impl Families {
         self.add(name, help, labels, sample);
     }
 
-    /// Adds one series to its family. A series written before, or a name already used by a
-    /// family of another type, is left out: either would make the whole exposition invalid.
+    /// Adds one series to its family. A series written before, or one that would clash with
+    /// another family's names, is left out: either would make the whole exposition invalid.
     fn add(&mut self, name: &str, help: &str, labels: &Labels, sample: Sample) {
         let kind = sample.metric_type();
         let exposed = match kind {
             MetricType::Counter => format!("{name}_total"),
             _ => name.to_owned(),
         };
+        if !self.families.contains_key(&exposed) {
+            let names = names_of(&exposed, kind);
+            if names.iter().any(|name| self.claimed.contains(name)) {
+                return;
+            }
+            self.claimed.extend(names);
+        }
         let family = self.families.entry(exposed).or_insert_with(|| Family {
             name: name.to_owned(),
             kind,
@@ -170,6 +181,18 @@ impl Families {
     }
 }
 
+/// A family's name and the names its samples are written under.
+fn names_of(exposed: &str, kind: MetricType) -> Vec<String> {
+    let suffixes: &[&str] = match kind {
+        MetricType::Histogram => &["", "_bucket", "_sum", "_count"],
+        _ => &[""],
+    };
+    suffixes
+        .iter()
+        .map(|suffix| format!("{exposed}{suffix}"))
+        .collect()
+}
+
 impl Collector for Families {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
         for family in self.families.values() {
@@ -186,5 +209,55 @@ impl Collector for Families {
 impl EncodeLabelSet for Labels {
     fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> fmt::Result {
         self.pairs().encode(encoder)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn histogram() -> HistogramView {
+        HistogramView {
+            name: "fetch_seconds".into(),
+            bounds: vec![0.5],
+            cumulative_counts: vec![1],
+            sum: 0.25,
+            count: 1,
+            p50: None,
+            p99: None,
+        }
+    }
+
+    #[test]
+    fn a_family_whose_samples_another_writes_is_left_out() {
+        let labels = Labels::new().with("instance", "scraper-0");
+        let mut families = Families::default();
+        families.gauge("fetch_seconds_count", "A gauge first.", &labels, 1_u64);
+        families.histogram("fetch_seconds", "Then a histogram.", &labels, &histogram());
+        families.histogram("wait_seconds", "A histogram first.", &labels, &histogram());
+        families.gauge("wait_seconds_sum", "Then a gauge.", &labels, 2_u64);
+        families.counter("pages", "A counter.", &labels, 3);
+        families.gauge(
+            "pages_total",
+            "A gauge named like its samples.",
+            &labels,
+            4_u64,
+        );
+        let text = families.encode().unwrap();
+        let names: Vec<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("# TYPE "))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "owlmesh_fetch_seconds_count gauge",
+                "owlmesh_pages_total counter",
+                "owlmesh_wait_seconds histogram",
+            ]
+        );
+        assert!(!text.contains("fetch_seconds_bucket"));
+        assert_eq!(text.matches("owlmesh_wait_seconds_sum{").count(), 1);
+        assert_eq!(text.matches("owlmesh_pages_total{").count(), 1);
     }
 }
