@@ -1,48 +1,52 @@
 //! `GET /metrics`: the dashboard's figures in the Prometheus text exposition format
 //! (version 0.0.4), labelled by kind and instance.
 //!
-//! Written by hand rather than through a metrics registry: the figures are not observed
-//! here but copied from other processes' `GetStats` snapshots, including ready-made
-//! cumulative histograms, which is what the text format expresses directly. The writer
-//! groups samples by family (one `# HELP` and `# TYPE` each), keeps names and label names
-//! within the allowed characters, escapes label values, and never writes the same series
-//! twice.
+//! This module says which figures a snapshot yields and under which names; [`names`] holds
+//! the naming and label rules, [`families`] groups the series into families and hands them
+//! to `prometheus-client`'s text encoder, which writes and escapes the exposition.
+//!
+//! The encoder is the crate's Prometheus text format rather than its default OpenMetrics
+//! one, so scrapers see the same names, types and `Content-Type` as before: counters keep
+//! `_total` in their `# HELP` and `# TYPE` lines, and there is no `# EOF`. Only the spelling
+//! of some numbers changed: a fractional figure (uptime, a histogram's sum) that is whole
+//! reads `2.0` rather than `2` and a very small or large one takes an exponent (`1e-7`), and
+//! histogram bounds are spelt as Go's clients spell them (`le="1e-05"`), so `le` labels match
+//! theirs.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::{self, Display, Write as _};
+mod families;
+mod names;
 
+use std::fmt;
+
+use prometheus_client::encoding::prometheus_text;
+
+use self::families::Families;
+use self::names::{Labels, metric_name};
 use crate::members::{CounterView, HistogramView, MemberState, MemberView};
 use crate::snapshot::{JobView, Snapshot};
 
 /// The `Content-Type` of the exposition.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// Prefix of every metric name.
-const NAMESPACE: &str = "owlmesh";
-
-/// Label names the dashboard sets itself; a stats label of the same name is renamed
-/// `exported_<name>`, as Prometheus does on a clash.
-const RESERVED_LABELS: &[&str] = &["kind", "instance", "queue", "le", "job", "status"];
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Renders a snapshot as a Prometheus exposition.
-pub fn render(snapshot: &Snapshot) -> String {
-    let mut exposition = Exposition::default();
+pub fn render(snapshot: &Snapshot) -> Result<String, fmt::Error> {
+    let mut families = Families::default();
     for member in &snapshot.members {
-        member_metrics(&mut exposition, member);
+        member_metrics(&mut families, member);
     }
     for job in &snapshot.jobs {
-        job_metrics(&mut exposition, job);
+        job_metrics(&mut families, job);
     }
-    exposition.to_string()
+    families.encode()
 }
 
-fn member_metrics(exposition: &mut Exposition, member: &MemberView) {
+fn member_metrics(families: &mut Families, member: &MemberView) {
     let labels = Labels::new()
         .with("kind", &member.kind)
         .with("instance", &member.id);
     let answered = member.last_error.is_none() && member.taken_at_ms.is_some();
     let up = u64::from(answered && member.state != MemberState::Gone);
-    exposition.gauge(
+    families.gauge(
         "up",
         "Whether the instance answered the dashboard's latest poll (0 when gone).",
         &labels.clone().with("address", &member.address),
@@ -54,7 +58,7 @@ fn member_metrics(exposition: &mut Exposition, member: &MemberView) {
     }
     if member.kind == "dispatcher" {
         let primary = u64::from(member.primary);
-        exposition.gauge(
+        families.gauge(
             "dispatcher_primary",
             "Whether this dispatcher is the one the mesh follows now.",
             &labels,
@@ -62,32 +66,32 @@ fn member_metrics(exposition: &mut Exposition, member: &MemberView) {
         );
     }
     if let Some(uptime_ms) = member.uptime_ms {
-        exposition.gauge(
+        families.gauge(
             "uptime_seconds",
             "Seconds since the instance started.",
             &labels,
             uptime_ms as f64 / 1000.0,
         );
     }
-    load_metrics(exposition, member, &labels);
-    queue_metrics(exposition, member, &labels);
+    load_metrics(families, member, &labels);
+    queue_metrics(families, member, &labels);
     for counter in &member.counters {
-        counter_metric(exposition, counter, &labels);
+        counter_metric(families, counter, &labels);
     }
     for histogram in &member.histograms {
-        histogram_metric(exposition, histogram, &labels);
+        histogram_metric(families, histogram, &labels);
     }
 }
 
-fn load_metrics(exposition: &mut Exposition, member: &MemberView, labels: &Labels) {
+fn load_metrics(families: &mut Families, member: &MemberView, labels: &Labels) {
     let Some(load) = &member.load else { return };
-    exposition.gauge(
+    families.gauge(
         "load_free_slots",
         "Work the instance can take now, as last reported to the directory.",
         labels,
         u64::from(load.free_slots),
     );
-    exposition.gauge(
+    families.gauge(
         "load_queue_depth",
         "Items waiting in the instance's queues, as last reported to the directory.",
         labels,
@@ -95,20 +99,20 @@ fn load_metrics(exposition: &mut Exposition, member: &MemberView, labels: &Label
     );
 }
 
-fn queue_metrics(exposition: &mut Exposition, member: &MemberView, labels: &Labels) {
+fn queue_metrics(families: &mut Families, member: &MemberView, labels: &Labels) {
     for queue in &member.queues {
         let labels = labels
             .clone()
             .with("queue", &queue.name)
             .with_extra(&queue.labels);
-        exposition.gauge(
+        families.gauge(
             "queue_depth",
             "Items in the queue now.",
             &labels,
             queue.depth,
         );
         if queue.capacity > 0 {
-            exposition.gauge(
+            families.gauge(
                 "queue_capacity",
                 "The queue's bound.",
                 &labels,
@@ -118,28 +122,27 @@ fn queue_metrics(exposition: &mut Exposition, member: &MemberView, labels: &Labe
     }
 }
 
-fn counter_metric(exposition: &mut Exposition, counter: &CounterView, labels: &Labels) {
+fn counter_metric(families: &mut Families, counter: &CounterView, labels: &Labels) {
     let labels = labels.clone().with_extra(&counter.labels);
     let name = metric_name(&counter.name);
     if counter.gauge {
         let help = format!("{} of the instance now.", counter.name);
-        exposition.gauge(&name, &help, &labels, counter.value);
+        families.gauge(&name, &help, &labels, counter.value);
     } else {
         let help = format!("{} since the instance started.", counter.name);
-        exposition.counter(&name, &help, &labels, counter.value);
+        families.counter(&name, &help, &labels, counter.value);
     }
 }
 
-fn histogram_metric(exposition: &mut Exposition, histogram: &HistogramView, labels: &Labels) {
-    let labels = labels.clone();
+fn histogram_metric(families: &mut Families, histogram: &HistogramView, labels: &Labels) {
     let help = format!(
         "{} observed by the instance since it started.",
         histogram.name
     );
-    exposition.histogram(&metric_name(&histogram.name), &help, &labels, histogram);
+    families.histogram(&metric_name(&histogram.name), &help, labels, histogram);
 }
 
-fn job_metrics(exposition: &mut Exposition, job: &JobView) {
+fn job_metrics(families: &mut Families, job: &JobView) {
     let labels = Labels::new().with("job", &job.id).with("name", &job.name);
     for (status, count) in [
         ("queued", job.queued),
@@ -147,26 +150,26 @@ fn job_metrics(exposition: &mut Exposition, job: &JobView) {
         ("done", job.done),
         ("failed", job.failed),
     ] {
-        exposition.gauge(
+        families.gauge(
             "job_urls",
             "URLs of the job's current crawl epoch, by status.",
             &labels.clone().with("status", status),
             count,
         );
     }
-    exposition.gauge(
+    families.gauge(
         "job_items",
         "Data items extracted in the job's current crawl epoch.",
         &labels,
         job.items,
     );
-    exposition.gauge(
+    families.gauge(
         "job_documents",
         "Documents found in the job's current crawl epoch.",
         &labels,
         job.documents,
     );
-    exposition.gauge(
+    families.gauge(
         "job_epoch",
         "The job's current crawl epoch.",
         &labels,
@@ -174,239 +177,10 @@ fn job_metrics(exposition: &mut Exposition, job: &JobView) {
     );
 }
 
-/// A sample value: integers stay exact, floats follow the format's spelling of infinities.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Number {
-    Integer(u64),
-    Float(f64),
-}
-
-impl From<u64> for Number {
-    fn from(value: u64) -> Self {
-        Self::Integer(value)
-    }
-}
-
-impl From<f64> for Number {
-    fn from(value: f64) -> Self {
-        Self::Float(value)
-    }
-}
-
-impl Display for Number {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Self::Integer(value) => write!(f, "{value}"),
-            Self::Float(value) if value.is_nan() => f.write_str("NaN"),
-            Self::Float(value) if value == f64::INFINITY => f.write_str("+Inf"),
-            Self::Float(value) if value == f64::NEG_INFINITY => f.write_str("-Inf"),
-            Self::Float(value) => write!(f, "{value}"),
-        }
-    }
-}
-
-/// An ordered label set: the dashboard's own labels first, then the instance's.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
-struct Labels(Vec<(String, String)>);
-
-impl Labels {
-    fn new() -> Self {
-        Self::default()
-    }
-
-    fn with(mut self, name: &str, value: &str) -> Self {
-        self.0.push((name.to_owned(), value.to_owned()));
-        self
-    }
-
-    /// Adds labels that came with a snapshot, renaming the ones that would clash.
-    fn with_extra(mut self, extra: &BTreeMap<String, String>) -> Self {
-        for (name, value) in extra {
-            let mut name = label_name(name);
-            if RESERVED_LABELS.contains(&name.as_str()) || self.0.iter().any(|(n, _)| *n == name) {
-                name = format!("exported_{name}");
-            }
-            self.0.push((name, value.clone()));
-        }
-        self
-    }
-}
-
-impl Display for Labels {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            return Ok(());
-        }
-        f.write_char('{')?;
-        for (index, (name, value)) in self.0.iter().enumerate() {
-            if index > 0 {
-                f.write_char(',')?;
-            }
-            write!(f, "{name}=\"{}\"", escape_label_value(value))?;
-        }
-        f.write_char('}')
-    }
-}
-
-/// The three kinds of family this exposition writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FamilyType {
-    Gauge,
-    Counter,
-    Histogram,
-}
-
-impl FamilyType {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Gauge => "gauge",
-            Self::Counter => "counter",
-            Self::Histogram => "histogram",
-        }
-    }
-}
-
-/// One metric family: its type, help text and sample lines.
-#[derive(Debug)]
-struct Family {
-    kind: FamilyType,
-    help: String,
-    lines: Vec<String>,
-    series: BTreeSet<Labels>,
-}
-
-/// Samples grouped by family, written in name order.
-#[derive(Debug, Default)]
-struct Exposition {
-    families: BTreeMap<String, Family>,
-}
-
-impl Exposition {
-    fn gauge(&mut self, name: &str, help: &str, labels: &Labels, value: impl Into<Number>) {
-        let name = format!("{NAMESPACE}_{name}");
-        let line = format!("{name}{labels} {}", value.into());
-        self.add(name, FamilyType::Gauge, help, labels, vec![line]);
-    }
-
-    fn counter(&mut self, name: &str, help: &str, labels: &Labels, value: impl Into<Number>) {
-        let name = format!("{NAMESPACE}_{name}_total");
-        let line = format!("{name}{labels} {}", value.into());
-        self.add(name, FamilyType::Counter, help, labels, vec![line]);
-    }
-
-    /// `_bucket` lines for each bound and `+Inf` (which holds every observation), then
-    /// `_sum` and `_count`.
-    fn histogram(&mut self, name: &str, help: &str, labels: &Labels, histogram: &HistogramView) {
-        let name = format!("{NAMESPACE}_{name}");
-        let mut lines = Vec::with_capacity(histogram.bounds.len() + 3);
-        let buckets = histogram.bounds.iter().zip(&histogram.cumulative_counts);
-        for (bound, count) in buckets {
-            let bucket = labels.clone().with("le", &Number::from(*bound).to_string());
-            lines.push(format!("{name}_bucket{bucket} {count}"));
-        }
-        let infinite = labels.clone().with("le", "+Inf");
-        lines.push(format!("{name}_bucket{infinite} {}", histogram.count));
-        lines.push(format!(
-            "{name}_sum{labels} {}",
-            Number::from(histogram.sum)
-        ));
-        lines.push(format!("{name}_count{labels} {}", histogram.count));
-        self.add(name, FamilyType::Histogram, help, labels, lines);
-    }
-
-    /// Adds one series' lines to its family. A series written before, or a name already
-    /// used by a family of another type, is left out: either would make the whole
-    /// exposition invalid.
-    fn add(
-        &mut self,
-        name: String,
-        kind: FamilyType,
-        help: &str,
-        labels: &Labels,
-        lines: Vec<String>,
-    ) {
-        let family = self.families.entry(name).or_insert_with(|| Family {
-            kind,
-            help: help.to_owned(),
-            lines: Vec::new(),
-            series: BTreeSet::new(),
-        });
-        if family.kind != kind || !family.series.insert(labels.clone()) {
-            return;
-        }
-        family.lines.extend(lines);
-    }
-}
-
-impl Display for Exposition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (name, family) in &self.families {
-            writeln!(f, "# HELP {name} {}", escape_help(&family.help))?;
-            writeln!(f, "# TYPE {name} {}", family.kind.name())?;
-            for line in &family.lines {
-                writeln!(f, "{line}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A metric name part from a snapshot's name: `[a-zA-Z0-9_:]`, anything else as `_`.
-fn metric_name(name: &str) -> String {
-    let cleaned: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if cleaned.is_empty() {
-        "unnamed".into()
-    } else {
-        cleaned
-    }
-}
-
-/// A label name from a snapshot's label: `[a-zA-Z_][a-zA-Z0-9_]*`, never starting with the
-/// reserved `__`.
-fn label_name(name: &str) -> String {
-    let mut cleaned: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    if cleaned.is_empty() || cleaned.starts_with(|c: char| c.is_ascii_digit()) {
-        cleaned.insert(0, '_');
-    }
-    if cleaned.starts_with("__") {
-        cleaned.insert_str(0, "label");
-    }
-    cleaned
-}
-
-/// Backslash, double quote and line feed escaped, as label values require.
-fn escape_label_value(value: &str) -> String {
-    let mut escaped = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => escaped.push_str("\\\\"),
-            '"' => escaped.push_str("\\\""),
-            '\n' => escaped.push_str("\\n"),
-            c => escaped.push(c),
-        }
-    }
-    escaped
-}
-
-/// Backslash and line feed escaped, as help texts require.
-fn escape_help(help: &str) -> String {
-    help.replace('\\', "\\\\").replace('\n', "\\n")
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::members::{LoadView, QueueView};
     use crate::snapshot::Totals;
@@ -459,6 +233,10 @@ mod tests {
         }
     }
 
+    fn render_text(snapshot: &Snapshot) -> String {
+        render(snapshot).expect("an exposition")
+    }
+
     fn scraper() -> MemberView {
         let mut scraper = member("scraper", "scraper-0", MemberState::Busy);
         scraper.load = Some(LoadView {
@@ -500,7 +278,7 @@ mod tests {
 
     #[test]
     fn a_scraper_renders_as_gauges_counters_and_a_histogram() {
-        let text = render(&snapshot(vec![scraper()], Vec::new()));
+        let text = render_text(&snapshot(vec![scraper()], Vec::new()));
         let expected = r#"# HELP owlmesh_fetch_seconds fetch_seconds observed by the instance since it started.
 # TYPE owlmesh_fetch_seconds histogram
 owlmesh_fetch_seconds_bucket{kind="scraper",instance="scraper-0",le="0.005"} 1
@@ -540,7 +318,7 @@ owlmesh_uptime_seconds{kind="scraper",instance="scraper-0"} 1.5
     fn a_gone_member_only_says_it_is_down() {
         let mut gone = scraper();
         gone.state = MemberState::Gone;
-        let text = render(&snapshot(vec![gone], Vec::new()));
+        let text = render_text(&snapshot(vec![gone], Vec::new()));
         let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(
             samples,
@@ -560,7 +338,7 @@ owlmesh_uptime_seconds{kind="scraper",instance="scraper-0"} 1.5
             depth: 7,
             capacity: 0,
         });
-        let text = render(&snapshot(vec![dispatcher], Vec::new()));
+        let text = render_text(&snapshot(vec![dispatcher], Vec::new()));
         let line = text
             .lines()
             .find(|line| line.starts_with("owlmesh_queue_depth"))
@@ -582,7 +360,7 @@ owlmesh_uptime_seconds{kind="scraper",instance="scraper-0"} 1.5
             name: "hosts_owned".into(),
             ..scraper.histograms[0].clone()
         });
-        let text = render(&snapshot(vec![scraper], Vec::new()));
+        let text = render_text(&snapshot(vec![scraper], Vec::new()));
         assert_eq!(text.matches("owlmesh_pages_fetched_total{").count(), 1);
         assert!(!text.contains("owlmesh_hosts_owned_bucket"));
     }
@@ -603,7 +381,7 @@ owlmesh_uptime_seconds{kind="scraper",instance="scraper-0"} 1.5
             progress: 0.3,
             created_at_ms: 0,
         };
-        let text = render(&snapshot(Vec::new(), vec![job]));
+        let text = render_text(&snapshot(Vec::new(), vec![job]));
         assert!(text.contains(r#"owlmesh_job_urls{job="j1",name="catalogue",status="queued"} 10"#));
         assert!(text.contains(r#"owlmesh_job_urls{job="j1",name="catalogue",status="failed"} 1"#));
         assert!(text.contains(r#"owlmesh_job_items{job="j1",name="catalogue"} 4"#));
@@ -611,9 +389,43 @@ owlmesh_uptime_seconds{kind="scraper",instance="scraper-0"} 1.5
 
     #[test]
     fn numbers_use_the_formats_spelling() {
-        assert_eq!(Number::from(f64::INFINITY).to_string(), "+Inf");
-        assert_eq!(Number::from(f64::NAN).to_string(), "NaN");
-        assert_eq!(Number::from(0.0025).to_string(), "0.0025");
-        assert_eq!(Number::from(u64::MAX).to_string(), "18446744073709551615");
+        let mut scraper = member("scraper", "s", MemberState::Busy);
+        scraper.counters.push(CounterView {
+            name: "pages_fetched".into(),
+            labels: BTreeMap::new(),
+            value: u64::MAX,
+            gauge: false,
+            rate: None,
+        });
+        scraper.histograms.push(HistogramView {
+            name: "fetch_seconds".into(),
+            bounds: vec![0.0025, 1.0],
+            cumulative_counts: vec![0, 0],
+            sum: f64::NAN,
+            count: 0,
+            p50: None,
+            p99: None,
+        });
+        scraper.histograms.push(HistogramView {
+            name: "wait_seconds".into(),
+            sum: f64::INFINITY,
+            ..scraper.histograms[0].clone()
+        });
+        let text = render_text(&snapshot(vec![scraper], Vec::new()));
+        let labels = r#"kind="scraper",instance="s""#;
+        for line in [
+            format!("owlmesh_pages_fetched_total{{{labels}}} 18446744073709551615"),
+            format!(r#"owlmesh_fetch_seconds_bucket{{{labels},le="0.0025"}} 0"#),
+            format!(r#"owlmesh_fetch_seconds_bucket{{{labels},le="1"}} 0"#),
+            format!("owlmesh_fetch_seconds_sum{{{labels}}} NaN"),
+            format!("owlmesh_wait_seconds_sum{{{labels}}} +Inf"),
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn an_empty_snapshot_renders_nothing() {
+        assert_eq!(render_text(&snapshot(Vec::new(), Vec::new())), "");
     }
 }

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{Html, IntoResponse, Json};
+use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
 use futures::stream::{self, Stream, StreamExt};
 use serde::Serialize;
@@ -73,14 +73,17 @@ async fn style() -> impl IntoResponse {
     )
 }
 
-async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
+async fn prometheus(State(state): State<AppState>) -> Response {
     let counters = &state.dashboard.counters;
     counters.metrics_scrapes.fetch_add(1, Ordering::Relaxed);
     let snapshot = state.dashboard.picture().snapshot(SnapshotScope::Whole);
-    (
-        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-        metrics::render(&snapshot),
-    )
+    match metrics::render(&snapshot) {
+        Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
+        Err(error) => {
+            warn!(%error, "cannot encode /metrics");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 async fn snapshot(State(state): State<AppState>) -> Json<Snapshot> {
