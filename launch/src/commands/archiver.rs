@@ -1,6 +1,6 @@
 //! `owlmesh archiver`: runs an archiver shard.
 
-use owlmesh_archiver::{ArchiverNodeConfig, Config};
+use owlmesh_archiver::{ArchiveConfig, ArchiverConfig};
 use tracing::info;
 
 use crate::cli::ArchiverOptions;
@@ -11,13 +11,13 @@ pub(crate) async fn run(options: ArchiverOptions) -> anyhow::Result<()> {
     let service = options.service;
     let listener = super::bind("archiver", service.listen).await?;
     let id = super::instance_id("archiver", service.id, &listener);
-    let mut archive = Config::with_data_dir(&service.data_dir);
+    let mut archive = ArchiveConfig::with_data_dir(&service.data_dir);
     archive.database_url = options.database;
     archive.event_retention = Some(options.event_retention);
     archive.webhooks.urls = options.webhooks;
     archive.jsonl_files = !options.no_jsonl;
     archive.validate()?;
-    let config = ArchiverNodeConfig {
+    let config = ArchiverConfig {
         id,
         directories: service.directory,
         archive,

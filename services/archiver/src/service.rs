@@ -30,7 +30,7 @@ use crate::store::{
 };
 use crate::validate::{require_job_id, validate_batch, validate_time_range};
 use crate::writers::{ResultWriters, WriterContext};
-use crate::{ArchiverStats, Config};
+use crate::{ArchiveConfig, ArchiverStats};
 
 /// Acknowledgements an `Archive` stream buffers before it waits for the client to read them.
 const ACK_BUFFER: usize = 16;
@@ -59,7 +59,7 @@ struct Inner {
 
 impl ArchiverService {
     /// Validates `config`, creates the data folder, opens the archive and starts the rest.
-    pub(crate) async fn start(config: Config) -> Result<Self> {
+    pub async fn start(config: ArchiveConfig) -> Result<Self> {
         config.validate()?;
         tokio::fs::create_dir_all(&config.data_dir)
             .await
@@ -75,7 +75,7 @@ impl ArchiverService {
 
     /// A service over an archive that is already open: starts the writers and the retention
     /// task that `config` asks for.
-    pub fn with_store(store: ArchiveStore, config: &Config) -> Result<Self> {
+    pub fn with_store(store: ArchiveStore, config: &ArchiveConfig) -> Result<Self> {
         config.validate()?;
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();

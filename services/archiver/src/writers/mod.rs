@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::error::Result;
 use crate::item::{ItemLine, borrow_fields, rfc3339};
-use crate::{ArchiverStats, Config, Counter};
+use crate::{ArchiveConfig, ArchiverStats, Counter};
 
 pub use jsonl::{JsonLinesWriter, job_file_name};
 pub use webhook::WebhookWriter;
@@ -41,7 +41,7 @@ pub struct WriterContext {
 
 impl ResultWriters {
     /// Starts the writers that `config` asks for.
-    pub fn start(config: &Config, context: &WriterContext) -> Result<Self> {
+    pub fn start(config: &ArchiveConfig, context: &WriterContext) -> Result<Self> {
         let jsonl = config
             .jsonl_files
             .then(|| JsonLinesWriter::new(config.data_dir.clone()));

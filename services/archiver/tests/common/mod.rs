@@ -155,12 +155,12 @@ use owlmesh_proto::v1::{ArchiveAck, ExportRequest};
 impl Harness {
     /// Starts the service with the test defaults (SQLite in a temporary folder, no retention
     /// task), changed by `configure`.
-    pub async fn start(configure: impl FnOnce(&mut owlmesh_archiver::Config)) -> Self {
+    pub async fn start(configure: impl FnOnce(&mut owlmesh_archiver::ArchiveConfig)) -> Self {
         let dir = TempDir::new();
-        let mut config = owlmesh_archiver::Config::with_data_dir(dir.path());
+        let mut config = owlmesh_archiver::ArchiveConfig::with_data_dir(dir.path());
         config.event_retention = None;
         configure(&mut config);
-        let service = owlmesh_archiver::build(config)
+        let service = owlmesh_archiver::ArchiverService::start(config)
             .await
             .expect("build the archiver");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
