@@ -4,13 +4,34 @@
 //! lease TTL after a restart. What members use to talk to it is the mesh runtime
 //! (`owlmesh-mesh`).
 //!
-//! - [`serve`] runs the directory service (leases, `Watch`, `Route`, `Resolve`).
+//! Like every service, the crate has one shape: a [`DirectoryConfig`], a [`DirectoryError`],
+//! a [`DirectoryNode`] that starts and shuts down, and [`serve`], which runs a node until it
+//! is told to stop.
+//!
+//! - The service (`service.rs`) answers leases, `Watch`, `Route` and `Resolve`.
 //! - [`registry`] holds the leases and the rings, behind the service.
 
+mod config;
 mod error;
+mod node;
 pub mod registry;
-mod server;
+mod service;
 mod validate;
 
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{DEFAULT_LEASE_TTL, DirectoryConfig};
 pub use error::{DirectoryError, Result};
-pub use server::{DEFAULT_LEASE_TTL, DirectoryConfig, DirectoryService, serve};
+pub use node::DirectoryNode;
+
+/// Serves the directory on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    config: DirectoryConfig,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let node = DirectoryNode::start(listener, config).await?;
+    shutdown.cancelled().await;
+    node.shut_down().await
+}

@@ -1,19 +1,18 @@
-//! The directory service: the gRPC face of the [`Registry`], plus its expiry task.
+//! The directory service: the gRPC face of the [`Registry`].
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::Stream;
-use owlmesh_proto::v1::directory_server::{Directory, DirectoryServer};
-use owlmesh_proto::v1::telemetry_server::{Telemetry, TelemetryServer};
+use owlmesh_proto::v1::directory_server::Directory;
+use owlmesh_proto::v1::telemetry_server::Telemetry;
 use owlmesh_proto::v1::{
     Counter, DeregisterRequest, DeregisterResponse, GetStatsRequest, HeartbeatRequest,
     HeartbeatResponse, Instance, Lease, ListRequest, Membership, QueueDepth, RegisterRequest,
     ResolveRequest, ResolveResponse, RouteRequest, Stats,
 };
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
@@ -21,73 +20,16 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, instrument};
 
-use owlmesh_mesh::MeshError;
 use owlmesh_mesh::clock::unix_ms;
-use owlmesh_mesh::grpc::GrpcServer;
 
 use crate::registry::Registry;
 use crate::validate::{require_kind, validate_instance};
-use crate::{DirectoryError, Result};
-
-/// How long a lease lives after its latest heartbeat, unless configured otherwise.
-pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(3);
-
-/// Settings of a directory server.
-#[derive(Debug, Clone)]
-pub struct DirectoryConfig {
-    /// Lease TTL; instances are told to heartbeat three times per TTL.
-    pub lease_ttl: Duration,
-}
-
-impl Default for DirectoryConfig {
-    fn default() -> Self {
-        Self {
-            lease_ttl: DEFAULT_LEASE_TTL,
-        }
-    }
-}
-
-/// Serves the directory on `listener` until `shutdown` is cancelled.
-pub async fn serve(
-    listener: TcpListener,
-    config: DirectoryConfig,
-    shutdown: CancellationToken,
-) -> Result<()> {
-    let service = DirectoryService::new(config, shutdown.clone());
-    tokio::spawn(expire_leases(service.registry.clone(), shutdown.clone()));
-    let server = GrpcServer::new()
-        .add_service(DirectoryServer::new(service.clone()))
-        .add_service(TelemetryServer::new(service));
-    server.health().set_serving().await;
-    let address = listener.local_addr().map_err(MeshError::from)?;
-    info!(%address, "directory serving");
-    Ok(server.serve(listener, shutdown).await?)
-}
-
-/// Removes expired leases a few times per TTL, and ends the recovery window after one TTL.
-async fn expire_leases(registry: Arc<Registry>, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval((registry.ttl() / 10).max(Duration::from_millis(10)));
-    let mut recovering = registry.recovering();
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let expired = registry.expire(Instant::now());
-        if expired > 0 {
-            info!(expired, "leases expired");
-        }
-        if recovering && !registry.recovering() {
-            recovering = false;
-            registry.end_recovery();
-        }
-    }
-}
+use crate::{DirectoryConfig, DirectoryError, Result};
 
 /// The `Directory` and `Telemetry` gRPC services over one registry.
 #[derive(Clone)]
-pub struct DirectoryService {
-    registry: Arc<Registry>,
+pub(crate) struct DirectoryService {
+    pub(crate) registry: Arc<Registry>,
     counters: Arc<DirectoryCounters>,
     shutdown: CancellationToken,
     started_at: Instant,
@@ -104,7 +46,7 @@ type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 impl DirectoryService {
     /// A service over a fresh registry; its streams end when `shutdown` is cancelled.
-    pub fn new(config: DirectoryConfig, shutdown: CancellationToken) -> Self {
+    pub(crate) fn new(config: DirectoryConfig, shutdown: CancellationToken) -> Self {
         Self {
             registry: Arc::new(Registry::new(config.lease_ttl)),
             counters: Arc::default(),
