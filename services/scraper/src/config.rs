@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{Result, ScraperError};
 use crate::fetch::FetchConfig;
 use crate::robots::RobotsConfig;
 
@@ -114,8 +114,8 @@ impl ScraperConfig {
     }
 }
 
-fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
-    Error::InvalidConfig {
+fn invalid(field: &'static str, reason: impl Into<String>) -> ScraperError {
+    ScraperError::InvalidConfig {
         field,
         reason: reason.into(),
     }

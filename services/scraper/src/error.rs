@@ -5,7 +5,7 @@
 /// Fetch failures are [`crate::fetch::FetchError`]s instead, because they are outcomes to
 /// report, not errors to propagate.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub enum ScraperError {
     /// The HTTP client could not be built.
     #[error("cannot build the http client: {0}")]
     HttpClient(String),
@@ -31,15 +31,17 @@ pub enum Error {
 }
 
 /// Results of this crate.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub type Result<T, E = ScraperError> = std::result::Result<T, E>;
 
-impl From<Error> for tonic::Status {
-    fn from(error: Error) -> Self {
+impl From<ScraperError> for tonic::Status {
+    fn from(error: ScraperError) -> Self {
         match error {
-            Error::HttpClient(_) | Error::InvalidConfig { .. } | Error::Mesh(_) => {
-                tonic::Status::internal(error.to_string())
+            ScraperError::HttpClient(_)
+            | ScraperError::InvalidConfig { .. }
+            | ScraperError::Mesh(_) => tonic::Status::internal(error.to_string()),
+            ScraperError::InvalidArgument { .. } => {
+                tonic::Status::invalid_argument(error.to_string())
             }
-            Error::InvalidArgument { .. } => tonic::Status::invalid_argument(error.to_string()),
         }
     }
 }

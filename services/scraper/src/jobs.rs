@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use owlmesh_job::{CompiledJob, SpecError};
 use owlmesh_proto::v1::JobSpec;
 
-use crate::error::{Error, Result};
+use crate::error::{Result, ScraperError};
 use crate::politeness::JobPoliteness;
 
 /// Jobs remembered before unused ones are forgotten.
@@ -34,9 +34,9 @@ impl Job {
 }
 
 /// The request error for a spec that does not compile.
-fn invalid_spec(error: SpecError) -> Error {
+fn invalid_spec(error: SpecError) -> ScraperError {
     let SpecError::Invalid(invalid) = &error else {
-        return Error::InvalidArgument {
+        return ScraperError::InvalidArgument {
             field: "spec".into(),
             reason: error.to_string(),
         };
@@ -51,7 +51,7 @@ fn invalid_spec(error: SpecError) -> Error {
         .map(|problem| format!("spec.{problem}"))
         .collect::<Vec<_>>()
         .join("; ");
-    Error::InvalidArgument { field, reason }
+    ScraperError::InvalidArgument { field, reason }
 }
 
 /// What a job id stands for: a compiled job, or why its spec did not compile.
@@ -113,7 +113,7 @@ mod tests {
 
     fn field_of(spec: &JobSpec) -> String {
         match Job::compile(spec) {
-            Err(Error::InvalidArgument { field, .. }) => field,
+            Err(ScraperError::InvalidArgument { field, .. }) => field,
             other => panic!("expected an invalid argument, got {other:?}"),
         }
     }

@@ -9,10 +9,11 @@
 //! - [`extract`]: a compiled job (from the job crate, as the dispatcher compiles it)
 //!   applied to each page: fields, links and documents from one parse.
 //!
-//! The running service, [`serve`], puts them to work: it joins the mesh, holds a work
-//! session with the primary dispatcher (assignments in, outcomes out), archives each page
-//! before reporting it done, answers `Scraper.Try` and `Telemetry.GetStats`, and drains in
-//! order at shutdown.
+//! The running service, a [`ScraperNode`] (run by [`serve`], in the shape every service
+//! has: a config, an error, a node that starts and shuts down), puts them to work: it joins
+//! the mesh, holds a work session with the primary dispatcher (assignments in, outcomes
+//! out), archives each page before reporting it done, answers `Scraper.Try` and
+//! `Telemetry.GetStats`, and drains in order at shutdown.
 
 pub mod charset;
 mod config;
@@ -21,11 +22,11 @@ pub mod extract;
 pub mod fetch;
 mod inbox;
 mod jobs;
+mod node;
 mod outcome_queue;
 mod page;
 pub mod politeness;
 pub mod robots;
-mod service;
 mod session;
 mod telemetry;
 mod trace;
@@ -36,12 +37,13 @@ pub use config::{
     DEFAULT_DRAIN_TIMEOUT, DEFAULT_FLUSH_TIMEOUT, DEFAULT_ID, DEFAULT_OUTBOX_CAPACITY,
     DEFAULT_OUTCOME_BATCH, DEFAULT_OUTCOME_LINGER, DEFAULT_SLOTS, MAX_SLOTS, ScraperConfig,
 };
-pub use error::{Error, Result};
+pub use error::{Result, ScraperError};
 pub use extract::{Extraction, extract, extract_bytes};
 pub use fetch::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
     FetchConfig, FetchError, FetchFailure, FetchOptions, FetchResult, Fetched, Fetcher,
 };
+pub use node::ScraperNode;
 pub use page::{DEFAULT_RATE_LIMIT_BACK_OFF, MAX_BACK_OFF};
 pub use politeness::{HostGate, HostGates, HostPermit, HostPolicy, HostTiming, JobPoliteness};
 pub use robots::{RobotsCache, RobotsConfig, RobotsVerdict};
@@ -58,8 +60,7 @@ pub async fn serve(
     config: ScraperConfig,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    config.validate()?;
-    let node = service::Node::start(listener, config).await?;
+    let node = ScraperNode::start(listener, config).await?;
     shutdown.cancelled().await;
     node.shut_down().await
 }

@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 use url::Url;
 
-use crate::error::{Error, Result};
+use crate::error::{Result, ScraperError};
 use crate::jobs::Job;
 use crate::page::Crawler;
 
@@ -121,8 +121,8 @@ fn web_url(text: &str) -> Result<Url> {
     Ok(url)
 }
 
-fn invalid_url(reason: String) -> Error {
-    Error::InvalidArgument {
+fn invalid_url(reason: String) -> ScraperError {
+    ScraperError::InvalidArgument {
         field: "url".into(),
         reason,
     }

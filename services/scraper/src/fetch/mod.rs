@@ -20,7 +20,7 @@ use reqwest::header::{CONTENT_TYPE, USER_AGENT};
 use reqwest::{Response, redirect as client_redirect};
 use url::Url;
 
-use crate::error::{Error, Result};
+use crate::error::{Result, ScraperError};
 use body::{count_body, drain, read_body};
 use outcome::{classify, describe, status_error};
 use redirect::{Chain, redirect_target};
@@ -128,7 +128,7 @@ impl Fetcher {
             .no_proxy()
             .tcp_nodelay(true)
             .build()
-            .map_err(|error| Error::HttpClient(describe(&error)))?;
+            .map_err(|error| ScraperError::HttpClient(describe(&error)))?;
         Ok(Self { client, config })
     }
 

@@ -17,36 +17,35 @@
 //! back, then sent together, and the session ends. Sent one by one, each outcome would free
 //! a slot and draw a new assignment only to hand it back again.
 
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use owlmesh_mesh::client::{Backoff, ChannelOptions, MembershipWatcher, endpoint};
 use owlmesh_proto::v1::dispatcher_client::DispatcherClient;
 use owlmesh_proto::v1::work_message::Message as Inbound;
 use owlmesh_proto::v1::worker_message::Message as Outbound;
 use owlmesh_proto::v1::{
-    Assignment, HeldLeases, Instance, Outcome, OutcomeBatch, OutcomeStatus, SlotCredit,
-    WorkMessage, WorkerHello, WorkerMessage,
+    HeldLeases, Instance, Outcome, OutcomeBatch, SlotCredit, WorkMessage, WorkerHello,
+    WorkerMessage,
 };
 use tokio::sync::mpsc;
-use tokio_stream::Stream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
 use tracing::{debug, info, warn};
 
-use crate::inbox::{Admission, Inbox};
+use crate::inbox::Inbox;
 use crate::jobs::JobCache;
 use crate::outcome_queue::{BatchPolicy, OutcomeQueue, SentOutcomes};
-use crate::worker::{Held, SHUTTING_DOWN, Worker, report, returned};
+use crate::worker::Worker;
+use transport::Transport;
+
+mod inbound;
+mod transport;
 
 /// First pause between two session attempts; it doubles up to [`RECONNECT_MAX`].
 const RECONNECT_INITIAL: Duration = Duration::from_millis(100);
 /// Longest pause between two session attempts.
 const RECONNECT_MAX: Duration = Duration::from_secs(2);
-/// Messages queued for the transport at most: little, so that a break strands little.
-const OUTBOUND_BUFFER: usize = 4;
 /// How long a dispatcher may take to accept or refuse a session.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long to wait for the dispatcher to close a session whose last outcomes went out.
@@ -295,71 +294,6 @@ impl WorkLink {
         }
     }
 
-    /// Acts on one message of the dispatcher.
-    fn handle(&mut self, received: WorkMessage) {
-        match received.message {
-            Some(Inbound::Job(definition)) => {
-                self.jobs
-                    .define(&definition.job_id, definition.spec.as_ref());
-            }
-            Some(Inbound::Assignments(batch)) => self.assign(batch.assignments),
-            Some(Inbound::Revoked(revocation)) => {
-                let dropped = revocation
-                    .lease_ids
-                    .iter()
-                    .filter(|lease_id| self.inbox.revoke(**lease_id))
-                    .count();
-                // No outcome will free these slots on the dispatcher's side: a credit does.
-                self.owed_credit += dropped;
-            }
-            Some(Inbound::Recorded(recorded)) => self.sent.recorded(recorded.count),
-            None => {}
-        }
-    }
-
-    /// Takes arriving assignments.
-    fn assign(&mut self, assignments: Vec<Assignment>) {
-        let received_at = Instant::now();
-        for assignment in assignments {
-            match self.inbox.admit(assignment.lease_id) {
-                Admission::Held(revoked) => self.start(assignment, revoked, received_at),
-                // Held already: the dispatcher counted a slot for nothing, so give it back.
-                Admission::Duplicate => self.owed_credit += 1,
-                Admission::Refused => {
-                    let reason = match self.sender {
-                        None => SHUTTING_DOWN,
-                        Some(_) => "handed back: no free slot",
-                    };
-                    self.outcomes.push(returned(&assignment, reason));
-                }
-            }
-        }
-    }
-
-    /// Starts a held assignment, or reports at once why it cannot run.
-    fn start(&mut self, assignment: Assignment, revoked: CancellationToken, received_at: Instant) {
-        let early = match (self.jobs.get(&assignment.job_id), &self.sender) {
-            (Some(Ok(job)), Some(sender)) => {
-                let held = Held {
-                    assignment,
-                    job,
-                    revoked,
-                    received_at,
-                };
-                self.worker.spawn(held, sender.clone());
-                return;
-            }
-            (_, None) => returned(&assignment, SHUTTING_DOWN),
-            (Some(Err(reason)), _) => report(&assignment, OutcomeStatus::Failed, &reason),
-            (None, _) => {
-                let reason = format!("no definition of job {} was received", assignment.job_id);
-                report(&assignment, OutcomeStatus::Transient, &reason)
-            }
-        };
-        self.inbox.finish(assignment.lease_id);
-        self.outcomes.push(early);
-    }
-
     /// Begins the drain once shutdown began: no new assignments, and the outcome queue
     /// closes when the last running one reports.
     fn check_drain(&mut self) {
@@ -420,66 +354,8 @@ async fn closing_grace(inbound: &mut Streaming<WorkMessage>) {
     }
 }
 
-fn message(message: Outbound) -> WorkerMessage {
+pub(crate) fn message(message: Outbound) -> WorkerMessage {
     WorkerMessage {
         message: Some(message),
-    }
-}
-
-/// The outgoing half of a session: the transport pulls from a queue the link can close and
-/// empty when the session ends (the outcomes in it are among the unrecorded ones, kept in
-/// [`SentOutcomes`]).
-#[derive(Clone)]
-struct Transport(Arc<Mutex<Option<mpsc::Receiver<WorkerMessage>>>>);
-
-impl Transport {
-    fn channel() -> (mpsc::Sender<WorkerMessage>, Self) {
-        let (sender, receiver) = mpsc::channel(OUTBOUND_BUFFER);
-        (sender, Self(Arc::new(Mutex::new(Some(receiver)))))
-    }
-
-    /// Ends the stream and returns what it still held.
-    fn take_unsent(&self) -> Vec<WorkerMessage> {
-        let receiver = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
-        let mut unsent = Vec::new();
-        if let Some(mut receiver) = receiver {
-            while let Ok(message) = receiver.try_recv() {
-                unsent.push(message);
-            }
-        }
-        unsent
-    }
-}
-
-impl Stream for Transport {
-    type Item = WorkerMessage;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<WorkerMessage>> {
-        let mut receiver = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        match receiver.as_mut() {
-            Some(receiver) => receiver.poll_recv(cx),
-            None => Poll::Ready(None),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unsent_messages_are_taken_back_and_the_stream_ends() {
-        let (sender, transport) = Transport::channel();
-        sender
-            .try_send(message(Outbound::Credit(SlotCredit { free_slots: 1 })))
-            .unwrap();
-        assert_eq!(transport.take_unsent().len(), 1);
-        let waker = std::task::Waker::noop();
-        let mut context = Context::from_waker(waker);
-        let mut stream = transport.clone();
-        assert_eq!(
-            Pin::new(&mut stream).poll_next(&mut context),
-            Poll::Ready(None)
-        );
     }
 }

@@ -30,7 +30,7 @@ use crate::try_page::TryService;
 use crate::worker::{Signals, Worker};
 
 /// A scraper that joined the mesh and works.
-pub(crate) struct Node {
+pub struct ScraperNode {
     config: ScraperConfig,
     member: MeshMember,
     inbox: Arc<Inbox>,
@@ -52,10 +52,11 @@ struct Parts {
     tasks: TaskTracker,
 }
 
-impl Node {
+impl ScraperNode {
     /// Builds every part, serves `Scraper` and `Telemetry` on `listener`, registers, and
     /// starts asking the dispatchers for work.
-    pub(crate) async fn start(listener: TcpListener, config: ScraperConfig) -> Result<Self> {
+    pub async fn start(listener: TcpListener, config: ScraperConfig) -> Result<Self> {
+        config.validate()?;
         let background = CancellationToken::new();
         let parts = Parts::build(&config, &background)?;
         let gauges = Gauges {
@@ -88,8 +89,13 @@ impl Node {
         })
     }
 
+    /// The address the node is reached at, as registered in the directory.
+    pub fn address(&self) -> &str {
+        self.member.address()
+    }
+
     /// Drains and leaves the mesh; bounded by the drain and flush timeouts.
-    pub(crate) async fn shut_down(mut self) -> Result<()> {
+    pub async fn shut_down(mut self) -> Result<()> {
         info!("shutting down: draining");
         self.signals.draining.cancel();
         self.tasks.close();
