@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use browser::{Browser, Page};
+use browser::Browser;
 use owlmesh_proto::v1::telemetry_client::TelemetryClient;
 use owlmesh_proto::v1::{GetStatsRequest, Stats};
 use owlmesh_tests::eventually;
@@ -91,8 +91,9 @@ fn job_file(site: &TestSite) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_crawl_shows_on_the_dashboard_in_prometheus_and_in_a_real_browser() {
-    // No browser is a broken set-up: fail now, before starting anything.
+    // No browser or driver is a broken set-up: fail now, before starting anything.
     browser::chromium_path();
+    browser::chromedriver_path();
     let site = TestSite::start(site_config()).await.unwrap();
     let topology = Topology {
         dispatchers: 2,
@@ -113,18 +114,16 @@ async fn a_live_crawl_shows_on_the_dashboard_in_prometheus_and_in_a_real_browser
     let dashboard = monitoring.address;
     wait_for_every_kind(dashboard).await;
 
-    let mut browser = Browser::launch(WIDTH, HEIGHT).await.unwrap();
-    let page = browser
-        .open(&format!("http://{dashboard}/"), WIDTH, HEIGHT)
+    let browser = Browser::open(&format!("http://{dashboard}/"), WIDTH, HEIGHT)
         .await
         .unwrap();
-    wait_until_the_page_is_live(&mut browser, &page).await;
+    wait_until_the_page_is_live(&browser).await;
 
     let job = mesh.submit(&job_file(&site)).await.unwrap();
     metrics_agree_with_get_stats(dashboard).await;
-    let reads = read_the_page_until_done(&mut browser, &page, dashboard).await;
+    let reads = read_the_page_until_done(&browser, dashboard).await;
     the_page_changed_live(&reads);
-    a_killed_scraper_turns_gone(&mut mesh, dashboard, &mut browser, &page).await;
+    a_killed_scraper_turns_gone(&mut mesh, dashboard, &browser).await;
 
     let status = mesh.cli_json(&["job", "status", &job]).await.unwrap();
     assert_eq!(status["state"], "done", "{status}");
@@ -395,16 +394,16 @@ impl Read {
     }
 }
 
-async fn read_page(browser: &mut Browser, page: &Page) -> Read {
-    Read::new(&browser.evaluate(page, READ_PAGE).await.unwrap())
+async fn read_page(browser: &Browser) -> Read {
+    Read::new(&browser.evaluate(READ_PAGE).await.unwrap())
 }
 
 /// Waits for the event stream to be live with every kind shown, then leaves a marker in
 /// the page's window: a reload would lose it.
-async fn wait_until_the_page_is_live(browser: &mut Browser, page: &Page) {
+async fn wait_until_the_page_is_live(browser: &Browser) {
     let started = Instant::now();
     loop {
-        let read = read_page(browser, page).await;
+        let read = read_page(browser).await;
         if read.connection == "live" && KINDS.iter().all(|kind| read.kinds.contains(*kind)) {
             break;
         }
@@ -415,26 +414,22 @@ async fn wait_until_the_page_is_live(browser: &mut Browser, page: &Page) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     browser
-        .evaluate(page, "window.owlmeshTestMarker = 'first-load'")
+        .evaluate("window.owlmeshTestMarker = 'first-load'")
         .await
         .unwrap();
 }
 
 /// Reads the page twice a second until it shows the job done, taking the screenshot once
 /// the crawl is well under way.
-async fn read_the_page_until_done(
-    browser: &mut Browser,
-    page: &Page,
-    dashboard: SocketAddr,
-) -> Vec<Read> {
+async fn read_the_page_until_done(browser: &Browser, dashboard: SocketAddr) -> Vec<Read> {
     let started = Instant::now();
     let mut reads = Vec::new();
     let mut screenshot = false;
     loop {
-        let read = read_page(browser, page).await;
+        let read = read_page(browser).await;
         let busy = read.pages_rate.is_some_and(|rate| rate > 0.0);
         if !screenshot && busy && read.job_progress >= 0.5 {
-            save_screenshot(browser, page).await;
+            save_screenshot(browser).await;
             screenshot = true;
         }
         let done = read.job_state.as_deref() == Some("done");
@@ -461,7 +456,7 @@ async fn read_the_page_until_done(
         tokio::time::sleep(READ_EVERY).await;
     }
     if !screenshot {
-        save_screenshot(browser, page).await;
+        save_screenshot(browser).await;
     }
     reads
 }
@@ -476,9 +471,9 @@ fn screenshot_path() -> PathBuf {
     target.join("test-artifacts").join("dashboard.png")
 }
 
-async fn save_screenshot(browser: &mut Browser, page: &Page) {
+async fn save_screenshot(browser: &Browser) {
     let path = screenshot_path();
-    browser.screenshot(page, &path).await.unwrap();
+    browser.screenshot(&path).await.unwrap();
     let png = std::fs::read(&path).unwrap();
     assert_eq!(&png[1..4], b"PNG");
     let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
@@ -542,11 +537,11 @@ async fn member_state(dashboard: SocketAddr, kind: &str, id: &str) -> Option<Str
     Some(state)
 }
 
-async fn page_row_state(browser: &mut Browser, page: &Page, id: &str) -> Option<String> {
+async fn page_row_state(browser: &Browser, id: &str) -> Option<String> {
     let expression = format!(
         r#"document.querySelector('#members tr[data-kind="scraper"][data-id="{id}"]')?.dataset.state ?? null"#
     );
-    let state = browser.evaluate(page, &expression).await.unwrap();
+    let state = browser.evaluate(&expression).await.unwrap();
     state.as_str().map(str::to_owned)
 }
 
@@ -555,8 +550,7 @@ async fn page_row_state(browser: &mut Browser, page: &Page, id: &str) -> Option<
 async fn a_killed_scraper_turns_gone(
     mesh: &mut TestMesh,
     dashboard: SocketAddr,
-    browser: &mut Browser,
-    page: &Page,
+    browser: &Browser,
 ) {
     let state = member_state(dashboard, "scraper", "scraper-1").await;
     assert!(
@@ -575,7 +569,7 @@ async fn a_killed_scraper_turns_gone(
     println!("a killed scraper showed as gone after {took:?}");
 
     let started = Instant::now();
-    while page_row_state(browser, page, "scraper-1").await.as_deref() != Some("gone") {
+    while page_row_state(browser, "scraper-1").await.as_deref() != Some("gone") {
         assert!(
             started.elapsed() < 2 * POLL_INTERVAL,
             "the page does not show scraper-1 gone"

@@ -1,10 +1,11 @@
-//! A real headless Chromium driven over the DevTools protocol, for tests that look at a page
-//! as a person would: open it, read values from its live DOM at chosen moments, and take a
-//! screenshot.
+//! A real headless Chromium, for tests that look at a page as a person would: open it, read
+//! values from its live DOM at chosen moments, and take a screenshot.
 //!
-//! The protocol runs over a pipe (`--remote-debugging-pipe`: JSON messages separated by NUL
-//! bytes, commands in on fd 3, answers out on fd 4), so no port and no WebSocket client are
-//! needed. A small shell wrapper moves the child's stdin and stdout onto those descriptors.
+//! The browser is driven over WebDriver with fantoccini, through Debian's `chromedriver`,
+//! which runs as a child process on a free loopback port. chromedriver and the Chromium it
+//! starts share a process group of their own and a temporary folder (the browser's profile,
+//! chromedriver's scratch files): dropping the [`Browser`] kills the group and removes the
+//! folder, so a failing test leaves nothing behind.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -13,189 +14,280 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use base64::Engine as _;
+use fantoccini::wd::Capabilities;
+use fantoccini::{Client, ClientBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
 
 /// Where Debian's `chromium` package installs the browser.
 pub const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
+/// Where Debian's `chromium-driver` package installs chromedriver.
+pub const DEFAULT_CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// The packages that bring both, at matching versions.
+const INSTALL: &str = "apt-get install -y chromium chromium-driver";
 
-/// How long one protocol command may take.
+/// How long chromedriver may take to listen and answer, and the browser to start.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one WebDriver command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The browser to run: `OWLMESH_CHROMIUM`, else `/usr/bin/chromium`. A missing browser
 /// fails the test loudly: CI installs it, so its absence is a broken set-up, not a skip.
 pub fn chromium_path() -> PathBuf {
-    let path = std::env::var_os("OWLMESH_CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CHROMIUM));
+    required("Chromium", "OWLMESH_CHROMIUM", DEFAULT_CHROMIUM)
+}
+
+/// The driver to run: `OWLMESH_CHROMEDRIVER`, else `/usr/bin/chromedriver`; required like
+/// the browser.
+pub fn chromedriver_path() -> PathBuf {
+    required("chromedriver", "OWLMESH_CHROMEDRIVER", DEFAULT_CHROMEDRIVER)
+}
+
+fn required(what: &str, variable: &str, default: &str) -> PathBuf {
+    let path = std::env::var_os(variable).map_or_else(|| PathBuf::from(default), PathBuf::from);
     assert!(
         path.exists(),
-        "Chromium is required for the dashboard test and was not found at {} \
-         (install it with `apt-get install -y chromium`, or set OWLMESH_CHROMIUM)",
+        "{what} is required for the dashboard test and was not found at {} \
+         (install it with `{INSTALL}`, or set {variable})",
         path.display()
     );
     path
 }
 
-/// A page opened in the browser.
-pub struct Page {
-    session: String,
-}
-
-/// A running headless Chromium; killed when dropped.
+/// A headless Chromium showing one page; killed, with its driver, when dropped.
 pub struct Browser {
-    child: Child,
-    commands: ChildStdin,
-    answers: BufReader<ChildStdout>,
-    next_id: u64,
-    _profile: tempfile::TempDir,
+    client: Client,
+    driver: Chromedriver,
+    /// The profile and scratch files; removed after the processes are gone.
+    _folder: tempfile::TempDir,
 }
 
 impl Browser {
-    /// Starts Chromium with a fresh profile and the given window size.
-    pub async fn launch(width: u32, height: u32) -> anyhow::Result<Self> {
-        let profile = tempfile::tempdir()?;
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(r#"exec "$0" "$@" 3<&0 4>&1 0</dev/null 1>/dev/null"#)
-            .arg(chromium_path())
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--hide-scrollbars",
-                "--remote-debugging-pipe",
-            ])
-            .arg(format!("--window-size={width},{height}"))
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg("about:blank")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            // Chromium complains about the missing session bus and the like; not our concern.
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("start chromium")?;
-        let commands = child.stdin.take().context("chromium's command pipe")?;
-        let answers = BufReader::new(child.stdout.take().context("chromium's answer pipe")?);
-        Ok(Self {
-            child,
-            commands,
-            answers,
-            next_id: 0,
-            _profile: profile,
-        })
-    }
-
-    /// Opens `url` in a new tab of `width`×`height` CSS pixels.
-    pub async fn open(&mut self, url: &str, width: u32, height: u32) -> anyhow::Result<Page> {
-        let target = self
-            .call(None, "Target.createTarget", json!({ "url": url }))
-            .await?;
-        let target_id = target["targetId"].as_str().context("targetId")?.to_owned();
-        let attached = self
-            .call(
-                None,
-                "Target.attachToTarget",
-                json!({ "targetId": target_id, "flatten": true }),
-            )
-            .await?;
-        let page = Page {
-            session: attached["sessionId"]
-                .as_str()
-                .context("sessionId")?
-                .to_owned(),
+    /// Starts a browser with a fresh profile and opens `url` in a viewport of
+    /// `width`×`height` CSS pixels, one device pixel each.
+    pub async fn open(url: &str, width: u32, height: u32) -> anyhow::Result<Self> {
+        let folder = tempfile::tempdir()?;
+        let driver = Chromedriver::start(folder.path()).await?;
+        let profile = folder.path().join("profile");
+        let args = [
+            "--headless=new".to_owned(),
+            // CI runs as root, where Chromium starts only without its sandbox; no GPU
+            // there, and /dev/shm may be small.
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            // Nothing but the page's own traffic: no updates, no QUIC probes.
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-quic".to_owned(),
+            "--no-first-run".to_owned(),
+            "--hide-scrollbars".to_owned(),
+            "--force-device-scale-factor=1".to_owned(),
+            format!("--window-size={width},{height}"),
+            format!("--user-data-dir={}", profile.display()),
+        ];
+        let mut capabilities = Capabilities::new();
+        capabilities.insert(
+            "goog:chromeOptions".to_owned(),
+            json!({ "binary": chromium_path(), "args": args }),
+        );
+        let client = tokio::time::timeout(
+            START_TIMEOUT,
+            ClientBuilder::new(HttpConnector::new())
+                .capabilities(capabilities)
+                .connect(&driver.url),
+        )
+        .await
+        .context("chromedriver did not start a browser in time")?
+        .context("chromedriver could not start a browser")?;
+        let browser = Self {
+            client,
+            driver,
+            _folder: folder,
         };
-        let metrics = json!({
-            "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false
-        });
-        self.call(Some(&page), "Emulation.setDeviceMetricsOverride", metrics)
+        browser.fit_viewport(width, height).await?;
+        browser
+            .command("open the page", browser.client.goto(url))
             .await?;
-        Ok(page)
+        Ok(browser)
     }
 
     /// Evaluates a JavaScript expression in the page and returns its value as JSON.
-    pub async fn evaluate(&mut self, page: &Page, expression: &str) -> anyhow::Result<Value> {
-        let params = json!({ "expression": expression, "returnByValue": true });
-        let answer = self.call(Some(page), "Runtime.evaluate", params).await?;
-        if let Some(exception) = answer.get("exceptionDetails") {
-            bail!("the page threw: {exception}");
-        }
-        Ok(answer["result"]["value"].clone())
+    pub async fn evaluate(&self, expression: &str) -> anyhow::Result<Value> {
+        let script = format!("return (\n{expression}\n);");
+        self.command("evaluate", self.client.execute(&script, Vec::new()))
+            .await
+            .with_context(|| format!("the page could not evaluate {expression}"))
     }
 
     /// Saves a PNG of what the page shows now.
-    pub async fn screenshot(&mut self, page: &Page, path: &Path) -> anyhow::Result<()> {
-        let params = json!({ "format": "png" });
-        let answer = self
-            .call(Some(page), "Page.captureScreenshot", params)
+    pub async fn screenshot(&self, path: &Path) -> anyhow::Result<()> {
+        let png = self
+            .command("take a screenshot", self.client.screenshot())
             .await?;
-        let data = answer["data"].as_str().context("screenshot data")?;
-        let png = base64::engine::general_purpose::STANDARD.decode(data)?;
         if let Some(folder) = path.parent() {
             std::fs::create_dir_all(folder)?;
         }
         std::fs::write(path, png).with_context(|| format!("write {}", path.display()))
     }
 
-    /// Asks the browser to quit, then makes sure it did.
-    pub async fn close(mut self) {
-        let _ = self.call(None, "Browser.close", json!({})).await;
-        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
-        }
+    /// Ends the session, which makes chromedriver quit the browser, then stops chromedriver.
+    pub async fn close(self) {
+        let Self {
+            client,
+            mut driver,
+            _folder: folder,
+        } = self;
+        let _ = tokio::time::timeout(COMMAND_TIMEOUT, client.close()).await;
+        driver.stop().await;
+        drop(folder);
     }
 
-    /// Sends one command and waits for its answer, skipping the events in between.
-    async fn call(
-        &mut self,
-        page: Option<&Page>,
-        method: &str,
-        params: Value,
-    ) -> anyhow::Result<Value> {
-        self.next_id += 1;
-        let id = self.next_id;
-        let mut command = json!({ "id": id, "method": method, "params": params });
-        if let Some(page) = page {
-            command["sessionId"] = json!(page.session);
+    /// Headless Chromium draws no browser frame yet keeps room for one, so the window
+    /// must be larger than the viewport by that much.
+    async fn fit_viewport(&self, width: u32, height: u32) -> anyhow::Result<()> {
+        let frame = self.evaluate(FRAME).await?;
+        let (frame_width, frame_height) = (
+            frame[0].as_u64().context("frame width")?,
+            frame[1].as_u64().context("frame height")?,
+        );
+        let (outer_width, outer_height) = (
+            width + u32::try_from(frame_width)?,
+            height + u32::try_from(frame_height)?,
+        );
+        self.command(
+            "resize the window",
+            self.client.set_window_size(outer_width, outer_height),
+        )
+        .await?;
+        let viewport = self.evaluate(VIEWPORT).await?;
+        if viewport != json!([width, height, 1]) {
+            bail!(
+                "asked for a {width}×{height} viewport at one device pixel per CSS pixel, got {viewport}"
+            );
         }
-        let mut message = serde_json::to_vec(&command)?;
-        message.push(0);
-        self.commands.write_all(&message).await?;
-        self.commands.flush().await?;
-        tokio::time::timeout(COMMAND_TIMEOUT, self.answer(id))
-            .await
-            .with_context(|| format!("chromium did not answer {method} in time"))?
-            .with_context(|| format!("chromium's answer to {method}"))
+        Ok(())
     }
 
-    async fn answer(&mut self, id: u64) -> anyhow::Result<Value> {
-        let mut buffer = Vec::new();
+    /// One WebDriver command, with a deadline.
+    async fn command<T>(
+        &self,
+        what: &str,
+        command: impl Future<Output = Result<T, fantoccini::error::CmdError>>,
+    ) -> anyhow::Result<T> {
+        tokio::time::timeout(COMMAND_TIMEOUT, command)
+            .await
+            .with_context(|| format!("the browser did not {what} in time"))?
+            .with_context(|| format!("the browser could not {what}"))
+    }
+}
+
+/// How much larger the window is than the viewport, in CSS pixels.
+const FRAME: &str = "[outerWidth - innerWidth, outerHeight - innerHeight]";
+/// The viewport's size and its device pixels per CSS pixel.
+const VIEWPORT: &str = "[innerWidth, innerHeight, devicePixelRatio]";
+
+/// chromedriver as a child process, leader of a process group that the browser joins.
+struct Chromedriver {
+    child: Child,
+    /// The process group: chromedriver's pid.
+    group: Option<u32>,
+    /// Where it answers, `http://127.0.0.1:PORT`.
+    url: String,
+}
+
+impl Chromedriver {
+    /// Starts chromedriver on a port the system picks, with its scratch files (and so the
+    /// browser's) in `folder`, and waits until it answers.
+    async fn start(folder: &Path) -> anyhow::Result<Self> {
+        let mut child = Command::new(chromedriver_path())
+            .arg("--port=0")
+            .env("TMPDIR", folder)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            // chromedriver and the browser log warnings there; not our concern.
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("start chromedriver")?;
+        let group = child.id();
+        let stdout = child.stdout.take().context("chromedriver's stdout")?;
+        let mut driver = Self {
+            child,
+            group,
+            url: String::new(),
+        };
+        let mut lines = BufReader::new(stdout).lines();
+        let port = tokio::time::timeout(START_TIMEOUT, async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some((_, port)) = line.split_once("started successfully on port ") {
+                    return Ok(port.trim_end_matches('.').parse::<u16>()?);
+                }
+            }
+            bail!("chromedriver exited before saying which port it listens on")
+        })
+        .await
+        .context("chromedriver did not say which port it listens on in time")??;
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        driver.url = format!("http://127.0.0.1:{port}");
+        driver.wait_until_ready().await?;
+        Ok(driver)
+    }
+
+    /// Polls `GET /status` until chromedriver says it is ready for a session.
+    async fn wait_until_ready(&self) -> anyhow::Result<()> {
+        // reqwest is built without a TLS provider of its own; plain HTTP needs none, but
+        // building a client asks for one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(2))
+            .build()?;
+        let status = format!("{}/status", self.url);
+        let started = tokio::time::Instant::now();
         loop {
-            buffer.clear();
-            let read = self.answers.read_until(0, &mut buffer).await?;
-            if read == 0 {
-                bail!("chromium closed its pipe");
+            let answer = match client.get(&status).send().await {
+                Ok(response) => response.text().await.ok(),
+                Err(_) => None,
+            };
+            let answer: Option<Value> = answer.and_then(|body| serde_json::from_str(&body).ok());
+            if answer
+                .as_ref()
+                .is_some_and(|body| body["value"]["ready"] == true)
+            {
+                return Ok(());
             }
-            let text = buffer.strip_suffix(&[0]).unwrap_or(&buffer);
-            let message: Value = serde_json::from_slice(text)?;
-            if message["id"] != json!(id) {
-                continue;
+            if started.elapsed() > START_TIMEOUT {
+                bail!("chromedriver at {} is not ready: {answer:?}", self.url);
             }
-            if let Some(error) = message.get("error") {
-                bail!("{error}");
-            }
-            return Ok(message["result"].clone());
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Stops chromedriver and whatever of the browser is still running.
+    async fn stop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+        self.kill_group();
+    }
+
+    /// SIGKILL to the whole group: killing chromedriver alone would leave the browser
+    /// running.
+    fn kill_group(&mut self) {
+        if let Some(group) = self.group.take() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{group}")])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        self.kill_group();
     }
 }
