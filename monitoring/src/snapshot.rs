@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::events::EventView;
 use crate::history::Point;
 use crate::members::MemberView;
-use crate::picture::{SeriesKey, SeriesMetric};
+use crate::series::{SeriesKey, SeriesMetric};
 
 /// The headline figures of the mesh.
 #[derive(Debug, Clone, Serialize)]

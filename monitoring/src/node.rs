@@ -1,0 +1,147 @@
+//! The dashboard as a running process: the page's HTTP server, the poller and event
+//! follower behind it, and its registration in the mesh (on a gRPC port of its own).
+
+use std::future::IntoFuture as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use owlmesh_mesh::client::MembershipWatcher;
+use owlmesh_mesh::grpc::GrpcServer;
+use owlmesh_mesh::{MemberConfig, MeshMember};
+use owlmesh_proto::v1::telemetry_server::TelemetryServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::MonitoringConfig;
+use crate::dashboard::Dashboard;
+use crate::error::Result;
+use crate::poller::{Poller, PollerConfig};
+use crate::telemetry::{self, MONITORING_KIND};
+use crate::{events, web};
+
+/// How long background tasks may take to stop once shutdown begins.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A running dashboard: serving its page, polling the mesh, registered as `monitoring`.
+pub struct MonitoringNode {
+    http_address: SocketAddr,
+    member: MeshMember,
+    /// Ends the HTTP server and the event streams of the page.
+    stop: CancellationToken,
+    server: JoinHandle<std::io::Result<()>>,
+    background: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl MonitoringNode {
+    /// Starts polling, joins the mesh and serves the page on `listener`.
+    pub async fn start(listener: TcpListener, config: MonitoringConfig) -> Result<Self> {
+        config.validate()?;
+        let http_address = listener.local_addr()?;
+        let dashboard = Arc::new(Dashboard::new(&config));
+        let background = CancellationToken::new();
+        let tasks = start_background(&dashboard, &config, &background);
+        let member = join_mesh(&dashboard, &config, http_address).await?;
+        info!(
+            dashboard = %format!("http://{http_address}/"),
+            grpc = member.address(),
+            "monitoring running"
+        );
+        let stop = CancellationToken::new();
+        let app = web::router(dashboard, stop.clone());
+        let server = tokio::spawn(
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop.clone().cancelled_owned())
+                .into_future(),
+        );
+        Ok(Self {
+            http_address,
+            member,
+            stop,
+            server,
+            background,
+            tasks,
+        })
+    }
+
+    /// The address the page is served on.
+    pub fn address(&self) -> SocketAddr {
+        self.http_address
+    }
+
+    /// Stops serving the page, leaves the directory, then stops polling.
+    pub async fn shut_down(self) -> Result<()> {
+        self.stop.cancel();
+        let served = self
+            .server
+            .await
+            .unwrap_or_else(|failed| std::panic::resume_unwind(failed.into_panic()));
+        self.member.leave().await?;
+        self.background.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(STOP_TIMEOUT, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!("background tasks did not stop in time");
+        }
+        served?;
+        Ok(())
+    }
+}
+
+/// Starts the poller and the event follower; they stop when `background` is cancelled.
+fn start_background(
+    dashboard: &Arc<Dashboard>,
+    config: &MonitoringConfig,
+    background: &CancellationToken,
+) -> TaskTracker {
+    // An empty kind watches every kind.
+    let members = MembershipWatcher::start(config.directories.clone(), "", background.clone());
+    let (primary, follow) = watch::channel(None);
+    let poller = Poller::new(
+        dashboard.clone(),
+        members,
+        PollerConfig {
+            directories: config.directories.clone(),
+            interval: config.poll_interval,
+            timeout: config.poll_timeout,
+        },
+        primary,
+    );
+    let tasks = TaskTracker::new();
+    tasks.spawn(poller.run(background.clone()));
+    tasks.spawn(events::follow_primary(
+        dashboard.clone(),
+        follow,
+        background.clone(),
+    ));
+    tasks
+}
+
+/// Serves gRPC (health, reflection, `GetStats`) on a second port of the HTTP listener's
+/// host, and registers that address; see the crate documentation for why.
+async fn join_mesh(
+    dashboard: &Arc<Dashboard>,
+    config: &MonitoringConfig,
+    http_address: SocketAddr,
+) -> Result<MeshMember> {
+    let grpc_listener = TcpListener::bind(SocketAddr::new(http_address.ip(), 0)).await?;
+    let server = GrpcServer::new().add_service(TelemetryServer::new(
+        telemetry::DashboardTelemetry(dashboard.clone()),
+    ));
+    let member = MemberConfig {
+        kind: MONITORING_KIND.into(),
+        id: config.id.clone(),
+        priority: 0,
+        directories: config.directories.clone(),
+        advertise: None,
+        labels: [("dashboard".to_owned(), format!("http://{http_address}/"))].into(),
+    };
+    Ok(MeshMember::join(server, grpc_listener, member).await?)
+}
