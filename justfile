@@ -19,6 +19,10 @@ fmt-check:
 lint:
     cargo clippy --workspace --all-targets -- -D warnings
 
+# The libraries' API docs, with broken or private intra-doc links as errors.
+doc:
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --lib
+
 # Licenses, banned and duplicate crates, crates' sources (deny.toml); not advisories, which need the network.
 deny:
     cargo deny check licenses bans sources
@@ -33,4 +37,4 @@ bench *args="--workspace --benches":
     cargo bench {{ args }}
 
 # What CI runs, in the order it runs it: the cheap checks first.
-ci: fmt-check lint deny test
+ci: fmt-check lint doc deny test

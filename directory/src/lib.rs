@@ -9,12 +9,12 @@
 //! is told to stop.
 //!
 //! - The service (`service.rs`) answers leases, `Watch`, `Route` and `Resolve`.
-//! - [`registry`] holds the leases and the rings, behind the service.
+//! - `registry` holds the leases and the rings, behind the service.
 
 mod config;
 mod error;
 mod node;
-pub mod registry;
+mod registry;
 mod service;
 mod validate;
 

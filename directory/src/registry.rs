@@ -35,7 +35,7 @@ struct State {
 }
 
 /// Live membership with leases that expire unless renewed.
-pub struct Registry {
+pub(crate) struct Registry {
     state: Mutex<State>,
     changes: watch::Sender<u64>,
     ttl: Duration,
@@ -44,7 +44,7 @@ pub struct Registry {
 
 impl Registry {
     /// An empty registry whose leases last `ttl` after each heartbeat.
-    pub fn new(ttl: Duration) -> Self {
+    pub(crate) fn new(ttl: Duration) -> Self {
         Self {
             state: Mutex::default(),
             changes: watch::channel(0).0,
@@ -54,22 +54,22 @@ impl Registry {
     }
 
     /// The lease TTL.
-    pub fn ttl(&self) -> Duration {
+    pub(crate) fn ttl(&self) -> Duration {
         self.ttl
     }
 
     /// Whether instances may still be re-registering after a directory start.
-    pub fn recovering(&self) -> bool {
+    pub(crate) fn recovering(&self) -> bool {
         self.started_at.elapsed() < self.ttl
     }
 
     /// A receiver that sees the membership version on every change.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
     }
 
     /// Adds (or replaces, by kind and id) an instance and returns its new lease id.
-    pub fn register(&self, mut instance: Instance) -> String {
+    pub(crate) fn register(&self, mut instance: Instance) -> String {
         instance.registered_at_ms = unix_ms();
         instance.last_seen_ms = instance.registered_at_ms;
         let lease_id = uuid::Uuid::new_v4().simple().to_string();
@@ -93,7 +93,7 @@ impl Registry {
     }
 
     /// Renews a lease and records the instance's load.
-    pub fn heartbeat(&self, lease_id: &str, load: Option<Load>) -> Result<u64> {
+    pub(crate) fn heartbeat(&self, lease_id: &str, load: Option<Load>) -> Result<u64> {
         let mut state = self.lock();
         let entry = state
             .leases
@@ -108,7 +108,7 @@ impl Registry {
     }
 
     /// Ends a lease; returns whether it existed.
-    pub fn deregister(&self, lease_id: &str) -> bool {
+    pub(crate) fn deregister(&self, lease_id: &str) -> bool {
         let mut state = self.lock();
         let removed = remove_lease(&mut state, lease_id);
         if removed {
@@ -118,7 +118,7 @@ impl Registry {
     }
 
     /// Removes every lease whose TTL has passed; returns how many.
-    pub fn expire(&self, now: Instant) -> usize {
+    pub(crate) fn expire(&self, now: Instant) -> usize {
         let mut state = self.lock();
         let expired: Vec<String> = state
             .leases
@@ -136,7 +136,7 @@ impl Registry {
     }
 
     /// Live instances of `kind` (all kinds when empty), ordered by kind, then id.
-    pub fn list(&self, kind: &str) -> Membership {
+    pub(crate) fn list(&self, kind: &str) -> Membership {
         let state = self.lock();
         let instances = state
             .lease_of
@@ -153,7 +153,7 @@ impl Registry {
 
     /// The live instance of `kind` that owns `key` on the ring. For scrapers the key is a
     /// host, and a URL stands for its host (see [`owlmesh_mesh::ownership`]).
-    pub fn route(&self, kind: &str, key: &str) -> Result<Instance> {
+    pub(crate) fn route(&self, kind: &str, key: &str) -> Result<Instance> {
         let host;
         let key = if kind == SCRAPER_KIND {
             host = host_route_key(key);
@@ -180,19 +180,19 @@ impl Registry {
     }
 
     /// Live instances of `kind` in failover order: priority, then registration time, then id.
-    pub fn resolve(&self, kind: &str) -> Vec<Instance> {
+    pub(crate) fn resolve(&self, kind: &str) -> Vec<Instance> {
         let mut instances = self.list(kind).instances;
         sort_failover(&mut instances);
         instances
     }
 
     /// Tells watchers that the recovery window is over, so their next snapshot is whole.
-    pub fn end_recovery(&self) {
+    pub(crate) fn end_recovery(&self) {
         self.bump(self.lock());
     }
 
     /// How many instances are live, by kind.
-    pub fn counts_by_kind(&self) -> BTreeMap<String, u64> {
+    pub(crate) fn counts_by_kind(&self) -> BTreeMap<String, u64> {
         let state = self.lock();
         let mut counts = BTreeMap::new();
         for (kind, _) in state.lease_of.keys() {

@@ -12,15 +12,15 @@ use serde::Serialize;
 use crate::{MonitoringError, Result};
 
 /// Full resolution of recent points.
-pub const DEFAULT_FINE_RESOLUTION: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_FINE_RESOLUTION: Duration = Duration::from_secs(1);
 /// How far back points are kept at full resolution.
-pub const DEFAULT_FINE_SPAN: Duration = Duration::from_secs(5 * 60);
+pub(crate) const DEFAULT_FINE_SPAN: Duration = Duration::from_secs(5 * 60);
 /// Resolution of older points.
-pub const DEFAULT_COARSE_RESOLUTION: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_COARSE_RESOLUTION: Duration = Duration::from_secs(10);
 /// How far back older points are kept at all.
-pub const DEFAULT_COARSE_SPAN: Duration = Duration::from_secs(60 * 60);
+pub(crate) const DEFAULT_COARSE_SPAN: Duration = Duration::from_secs(60 * 60);
 /// Series kept at most; the ones updated longest ago go first.
-pub const DEFAULT_MAX_SERIES: usize = 256;
+pub(crate) const DEFAULT_MAX_SERIES: usize = 256;
 
 /// Resolutions and spans of a [`History`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +152,7 @@ impl Bucket {
 
 /// One series: recent points at full resolution, older ones averaged into coarse buckets.
 #[derive(Debug, Clone, Default)]
-pub struct Series {
+pub(crate) struct Series {
     fine: VecDeque<Point>,
     coarse: VecDeque<Point>,
     filling: Option<Bucket>,
@@ -215,7 +215,7 @@ impl Series {
     }
 
     /// Every point, oldest first: coarse, then the bucket being filled, then fine.
-    pub fn points(&self) -> Vec<Point> {
+    pub(crate) fn points(&self) -> Vec<Point> {
         let filling = self.filling.map(|bucket| bucket.point());
         self.coarse
             .iter()
@@ -226,7 +226,7 @@ impl Series {
     }
 
     /// The newest point.
-    pub fn last(&self) -> Option<Point> {
+    pub(crate) fn last(&self) -> Option<Point> {
         self.fine
             .back()
             .copied()
@@ -235,26 +235,26 @@ impl Series {
     }
 
     /// Points held now (for tests and the memory bound).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.fine.len() + self.coarse.len() + usize::from(self.filling.is_some())
     }
 
     /// Whether no point is left.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
 
 /// Every series of the dashboard by key, bounded in points and in series.
 #[derive(Debug, Clone)]
-pub struct History<K> {
+pub(crate) struct History<K> {
     config: HistoryConfig,
     series: HashMap<K, Series>,
 }
 
 impl<K: Eq + Hash + Clone> History<K> {
     /// An empty history.
-    pub fn new(config: HistoryConfig) -> Self {
+    pub(crate) fn new(config: HistoryConfig) -> Self {
         Self {
             config,
             series: HashMap::new(),
@@ -264,7 +264,7 @@ impl<K: Eq + Hash + Clone> History<K> {
     /// Records one frame: the value of each listed series at `at_ms`. Series missing from
     /// the frame age too, and are forgotten once their last point is older than the
     /// coarse span.
-    pub fn record(&mut self, at_ms: i64, frame: impl IntoIterator<Item = (K, f64)>) {
+    pub(crate) fn record(&mut self, at_ms: i64, frame: impl IntoIterator<Item = (K, f64)>) {
         for (key, value) in frame {
             self.series
                 .entry(key)
@@ -296,23 +296,20 @@ impl<K: Eq + Hash + Clone> History<K> {
     }
 
     /// Every series with its key, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&K, &Series)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &Series)> {
         self.series.iter()
     }
 
     /// One series.
-    pub fn get(&self, key: &K) -> Option<&Series> {
+    #[cfg(test)]
+    pub(crate) fn get(&self, key: &K) -> Option<&Series> {
         self.series.get(key)
     }
 
     /// How many series are held.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.series.len()
-    }
-
-    /// Whether no series is held.
-    pub fn is_empty(&self) -> bool {
-        self.series.is_empty()
     }
 }
 

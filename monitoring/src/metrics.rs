@@ -26,10 +26,10 @@ use crate::members::{CounterView, HistogramView, MemberState, MemberView};
 use crate::snapshot::{JobView, Snapshot};
 
 /// The `Content-Type` of the exposition.
-pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+pub(crate) const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Renders a snapshot as a Prometheus exposition.
-pub fn render(snapshot: &Snapshot) -> Result<String, fmt::Error> {
+pub(crate) fn render(snapshot: &Snapshot) -> Result<String, fmt::Error> {
     let mut families = Families::default();
     for member in &snapshot.members {
         member_metrics(&mut families, member);

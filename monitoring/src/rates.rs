@@ -8,7 +8,7 @@ use owlmesh_proto::v1::{Counter, Stats};
 
 /// One reading of a counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reading {
+pub(crate) struct Reading {
     /// The counter's value.
     pub value: u64,
     /// When the instance took the snapshot, ms since the Unix epoch.
@@ -19,7 +19,7 @@ pub struct Reading {
 /// When the instance restarted in between (`restarted`, or a value that went down) the
 /// counter started again from zero, so the whole later value is the increase, as
 /// Prometheus' `rate()` assumes.
-pub fn rate_between(earlier: Reading, later: Reading, restarted: bool) -> Option<f64> {
+pub(crate) fn rate_between(earlier: Reading, later: Reading, restarted: bool) -> Option<f64> {
     let elapsed_ms = later.at_ms - earlier.at_ms;
     if elapsed_ms <= 0 {
         return None;
@@ -33,7 +33,7 @@ pub fn rate_between(earlier: Reading, later: Reading, restarted: bool) -> Option
 }
 
 /// A counter's key among an instance's counters: its name, with its labels when it has any.
-pub fn counter_key(counter: &Counter) -> String {
+pub(crate) fn counter_key(counter: &Counter) -> String {
     if counter.labels.is_empty() {
         return counter.name.clone();
     }
@@ -47,7 +47,7 @@ pub fn counter_key(counter: &Counter) -> String {
 
 /// The latest rate of each counter of one instance, updated at every successful poll.
 #[derive(Debug, Clone, Default)]
-pub struct CounterRates {
+pub(crate) struct CounterRates {
     readings: HashMap<String, Reading>,
     uptime_ms: u64,
     rates: BTreeMap<String, f64>,
@@ -55,7 +55,7 @@ pub struct CounterRates {
 
 impl CounterRates {
     /// Takes a new snapshot of the instance into account.
-    pub fn observe(&mut self, stats: &Stats) {
+    pub(crate) fn observe(&mut self, stats: &Stats) {
         let restarted = stats.uptime_ms < self.uptime_ms;
         self.uptime_ms = stats.uptime_ms;
         let mut readings = HashMap::with_capacity(stats.counters.len());
@@ -80,13 +80,8 @@ impl CounterRates {
     }
 
     /// The latest rate of a counter, per second.
-    pub fn get(&self, key: &str) -> Option<f64> {
+    pub(crate) fn get(&self, key: &str) -> Option<f64> {
         self.rates.get(key).copied()
-    }
-
-    /// Every counter's latest rate, by key.
-    pub fn all(&self) -> &BTreeMap<String, f64> {
-        &self.rates
     }
 }
 

@@ -8,7 +8,7 @@
 //!   values bound to them; [`WriteTx`] runs statements inside one write transaction.
 //! - [`Schema`] carries a store's embedded migrations for each backend, tracked in a table of
 //!   the store's choosing, so several stores can share one PostgreSQL database.
-//! - With the `testing` feature, [`testing`] gives a fresh database of every backend a test
+//! - With the `testing` feature, `testing` gives a fresh database of every backend a test
 //!   run can reach, so a storage suite is written once and runs on both.
 
 mod error;

@@ -17,7 +17,7 @@ use crate::store::{
 };
 
 /// The most bytes in one streamed chunk, well under gRPC's default 4 MiB message limit.
-pub const MAX_CHUNK_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_CHUNK_BYTES: usize = 256 * 1024;
 /// The columns every item CSV starts with.
 const ITEM_COLUMNS: [&str; 3] = ["url", "handler", "fetched_at"];
 /// The columns of a document CSV.
@@ -25,7 +25,7 @@ const DOCUMENT_COLUMNS: [&str; 3] = ["url", "type", "found_on"];
 
 /// How an export is rendered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExportFormat {
+pub(crate) enum ExportFormat {
     /// One JSON object per line.
     JsonLines,
     /// A header row, then one row per record.
@@ -34,7 +34,7 @@ pub enum ExportFormat {
 
 impl ExportFormat {
     /// Reads the request's `format`: `"jsonl"` (also the default, `""`) or `"csv"`.
-    pub fn parse(format: &str) -> Result<Self> {
+    pub(crate) fn parse(format: &str) -> Result<Self> {
         match format {
             "" | "jsonl" => Ok(Self::JsonLines),
             "csv" => Ok(Self::Csv),
@@ -48,7 +48,7 @@ impl ExportFormat {
 
 /// What to export.
 #[derive(Debug, Clone)]
-pub struct ExportSpec {
+pub(crate) struct ExportSpec {
     /// The job.
     pub job_id: String,
     /// The rendering.
@@ -58,7 +58,7 @@ pub struct ExportSpec {
 }
 
 /// The export as a stream of byte chunks; it ends after the first error.
-pub fn export_stream(
+pub(crate) fn export_stream(
     store: ArchiveStore,
     spec: ExportSpec,
 ) -> impl Stream<Item = Result<Vec<u8>>> + Send + 'static {

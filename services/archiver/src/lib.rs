@@ -2,11 +2,11 @@
 //!
 //! Producers (scrapers, dispatchers) stream [`ArchiveBatch`](owlmesh_proto::v1::ArchiveBatch)es
 //! to the `Archive` RPC. Each batch is stored in one transaction ([`store`]), is then handed to
-//! the result writers ([`writers`]: a JSON-lines file per job, webhooks), and is acknowledged
+//! the result writers (`writers`: a JSON-lines file per job, webhooks), and is acknowledged
 //! with its batch id. Writes are idempotent by (job, canonical URL, epoch), so a producer that
 //! did not see an acknowledgement simply sends the batch again. Stored data is read back with
-//! paged queries and the streaming `Export` RPC ([`export`]); old events are purged
-//! periodically ([`retention`]), data items are kept.
+//! paged queries and the streaming `Export` RPC (`export`); old events are purged
+//! periodically (`retention`), data items are kept.
 //!
 //! Like every service, the crate has one shape: an [`ArchiverConfig`], an [`ArchiverError`],
 //! an [`ArchiverNode`] that starts (joins the mesh) and shuts down (leaves, then drains), and
@@ -18,17 +18,17 @@
 mod commit;
 mod config;
 mod error;
-pub mod export;
+mod export;
 pub mod item;
 mod node;
-pub mod retention;
+mod retention;
 mod service;
 mod stats;
 pub mod store;
 mod telemetry;
 mod trace;
 mod validate;
-pub mod writers;
+mod writers;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;

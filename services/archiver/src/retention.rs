@@ -12,7 +12,7 @@ use crate::{ArchiverStats, Counter};
 
 /// When and what to purge.
 #[derive(Debug, Clone, Copy)]
-pub struct RetentionPolicy {
+pub(crate) struct RetentionPolicy {
     /// Events that happened longer ago than this are deleted.
     pub max_age: Duration,
     /// The time between two purges; the first runs at once.
@@ -21,7 +21,7 @@ pub struct RetentionPolicy {
 
 /// Purges old events every `policy.interval` until `shutdown` is cancelled. A failed purge is
 /// logged and retried at the next tick.
-pub async fn purge_periodically(
+pub(crate) async fn purge_periodically(
     store: ArchiveStore,
     policy: RetentionPolicy,
     stats: Arc<ArchiverStats>,

@@ -8,7 +8,7 @@ const META_PRESCAN_BYTES: usize = 1024;
 
 /// Decodes `bytes` using the charset of `content_type`, of a `<meta>` tag, or UTF-8. A
 /// byte-order mark wins over both, as in browsers.
-pub fn decode(bytes: &[u8], content_type: Option<&str>) -> String {
+pub(crate) fn decode(bytes: &[u8], content_type: Option<&str>) -> String {
     let encoding = content_type
         .and_then(charset_parameter)
         .or_else(|| meta_charset(bytes))
@@ -19,7 +19,7 @@ pub fn decode(bytes: &[u8], content_type: Option<&str>) -> String {
 }
 
 /// The `charset` parameter of a Content-Type value, e.g. `text/html; charset=ISO-8859-1`.
-pub fn charset_parameter(content_type: &str) -> Option<String> {
+pub(crate) fn charset_parameter(content_type: &str) -> Option<String> {
     content_type.split(';').skip(1).find_map(|parameter| {
         let (name, value) = parameter.split_once('=')?;
         name.trim()

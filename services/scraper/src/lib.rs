@@ -3,10 +3,10 @@
 //! The library pieces, one concept each:
 //! - [`fetch`]: HTTP fetching with timeouts, a body cap, recorded redirects and classified
 //!   failures;
-//! - [`charset`]: decoding fetched bytes into text;
-//! - [`robots`]: robots.txt, fetched once per origin and cached;
-//! - [`politeness`]: per-host spacing and concurrency;
-//! - [`extract`]: a compiled job (from the job crate, as the dispatcher compiles it)
+//! - `charset`: decoding fetched bytes into text;
+//! - `robots`: robots.txt, fetched once per origin and cached;
+//! - `politeness`: per-host spacing and concurrency;
+//! - [`extract`](mod@extract): a compiled job (from the job crate, as the dispatcher compiles it)
 //!   applied to each page: fields, links and documents from one parse.
 //!
 //! The running service, a [`ScraperNode`] (run by [`serve`], in the shape every service
@@ -15,9 +15,9 @@
 //! out), archives each page before reporting it done, answers `Scraper.Try` and
 //! `Telemetry.GetStats`, and drains in order at shutdown.
 
-pub mod charset;
+mod charset;
 mod config;
-pub mod error;
+mod error;
 pub mod extract;
 pub mod fetch;
 mod inbox;
@@ -25,8 +25,8 @@ mod jobs;
 mod node;
 mod outcome_queue;
 mod page;
-pub mod politeness;
-pub mod robots;
+mod politeness;
+mod robots;
 mod session;
 mod telemetry;
 mod trace;

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use owlmesh_job::{DEFAULT_CONCURRENCY_PER_HOST, DEFAULT_OBEY_ROBOTS, DEFAULT_USER_AGENT};
 
 /// The highest per-host concurrency honoured.
-pub const MAX_CONCURRENCY_PER_HOST: u32 = 1024;
+pub(crate) const MAX_CONCURRENCY_PER_HOST: u32 = 1024;
 /// Permits of a host's semaphore. A request under a limit of `n` takes `PERMITS / n` of
 /// them, so one semaphore enforces each job's own limit even when jobs with different limits
 /// share a host. `PERMITS` is far above the square of [`MAX_CONCURRENCY_PER_HOST`], so the
@@ -213,7 +213,7 @@ impl HostGate {
     }
 }
 
-/// The gates of every host this scraper fetches from, keyed by [`HostKey`]: the key the
+/// The gates of every host this scraper fetches from, keyed by [`HostKey`](owlmesh_job::HostKey): the key the
 /// ring routes by, so http and https of one host share one gate.
 #[derive(Debug, Default)]
 pub struct HostGates {

@@ -2,7 +2,7 @@
 //! fetch. Parsing is `texting_robots`'.
 //!
 //! What an answer means follows RFC 9309:
-//! - 2xx: the rules apply (the first [`DEFAULT_MAX_ROBOTS_BYTES`] are read);
+//! - 2xx: the rules apply (the first `DEFAULT_MAX_ROBOTS_BYTES` are read);
 //! - 4xx, or too many redirects: there are no rules, everything is allowed;
 //! - 5xx, 429, timeouts and connection failures: the site is "unreachable" and nothing may
 //!   be fetched for now. The verdict is cached for a short while only, and when an earlier
@@ -19,24 +19,24 @@ use url::Url;
 use crate::fetch::{BodyPolicy, FetchError, FetchOptions, Fetcher};
 
 /// How long fetched rules (or their absence) are trusted.
-pub const DEFAULT_ROBOTS_TTL: Duration = Duration::from_secs(60 * 60);
+pub(crate) const DEFAULT_ROBOTS_TTL: Duration = Duration::from_secs(60 * 60);
 /// How long an unreachable robots.txt blocks its origin before it is asked for again.
-pub const DEFAULT_UNREACHABLE_TTL: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_UNREACHABLE_TTL: Duration = Duration::from_secs(60);
 /// How much of a robots.txt is read.
-pub const DEFAULT_MAX_ROBOTS_BYTES: u64 = 500 * 1024;
+pub(crate) const DEFAULT_MAX_ROBOTS_BYTES: u64 = 500 * 1024;
 /// Crawl-delay beyond this is cut to it: a delay of hours would outlive every lease.
-pub const MAX_CRAWL_DELAY: Duration = Duration::from_secs(60);
+pub(crate) const MAX_CRAWL_DELAY: Duration = Duration::from_secs(60);
 /// Origins remembered before expired entries are swept.
 const SWEEP_ABOVE: usize = 10_000;
 
 /// How the [`RobotsCache`] behaves. Every field has a default.
 #[derive(Debug, Clone)]
 pub struct RobotsConfig {
-    /// See [`DEFAULT_ROBOTS_TTL`].
+    /// See `DEFAULT_ROBOTS_TTL`.
     pub ttl: Duration,
-    /// See [`DEFAULT_UNREACHABLE_TTL`].
+    /// See `DEFAULT_UNREACHABLE_TTL`.
     pub unreachable_ttl: Duration,
-    /// See [`DEFAULT_MAX_ROBOTS_BYTES`].
+    /// See `DEFAULT_MAX_ROBOTS_BYTES`.
     pub max_bytes: u64,
 }
 
@@ -55,7 +55,7 @@ impl Default for RobotsConfig {
 pub enum RobotsVerdict {
     /// May be fetched; `crawl_delay` is the host's Crawl-delay for this agent, if any.
     Allowed {
-        /// The Crawl-delay, at most [`MAX_CRAWL_DELAY`].
+        /// The Crawl-delay, at most `MAX_CRAWL_DELAY`.
         crawl_delay: Option<Duration>,
     },
     /// robots.txt forbids it.
@@ -266,7 +266,7 @@ fn is_unreachable(error: &FetchError) -> bool {
 }
 
 /// The product token robots.txt groups are matched on: `owlmesh` of `owlmesh/1.0 (+url)`.
-pub fn agent_token(user_agent: &str) -> &str {
+pub(crate) fn agent_token(user_agent: &str) -> &str {
     let token = user_agent
         .split(|c: char| c == '/' || c.is_whitespace())
         .next()
@@ -275,7 +275,7 @@ pub fn agent_token(user_agent: &str) -> &str {
 }
 
 /// A Crawl-delay in seconds as a duration, rounded to the millisecond (`0.2` is an inexact
-/// f32) and at most [`MAX_CRAWL_DELAY`].
+/// f32) and at most `MAX_CRAWL_DELAY`.
 fn crawl_delay(seconds: f32) -> Option<Duration> {
     if !seconds.is_finite() || seconds <= 0.0 {
         return None;

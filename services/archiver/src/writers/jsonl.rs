@@ -10,7 +10,7 @@ use crate::error::{ArchiverError, Result};
 
 /// Appends lines to one file per job under a folder.
 #[derive(Debug)]
-pub struct JsonLinesWriter {
+pub(crate) struct JsonLinesWriter {
     dir: PathBuf,
     /// Serializes appends, so that the lines of two batches never interleave.
     append_lock: Mutex<()>,
@@ -18,7 +18,7 @@ pub struct JsonLinesWriter {
 
 /// The file name of a job's lines: the job id with every byte outside `[A-Za-z0-9_.-]` (and a
 /// leading dot) percent-encoded, so any job id is one safe file name, plus `.jsonl`.
-pub fn job_file_name(job_id: &str) -> String {
+pub(crate) fn job_file_name(job_id: &str) -> String {
     let mut name = String::with_capacity(job_id.len() + 6);
     for (index, byte) in job_id.bytes().enumerate() {
         let plain = byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.');
@@ -34,7 +34,7 @@ pub fn job_file_name(job_id: &str) -> String {
 
 impl JsonLinesWriter {
     /// A writer into `dir`, which is created on the first append if missing.
-    pub fn new(dir: PathBuf) -> Self {
+    pub(crate) fn new(dir: PathBuf) -> Self {
         Self {
             dir,
             append_lock: Mutex::new(()),
@@ -42,12 +42,12 @@ impl JsonLinesWriter {
     }
 
     /// The file that holds `job_id`'s lines.
-    pub fn path_for(&self, job_id: &str) -> PathBuf {
+    pub(crate) fn path_for(&self, job_id: &str) -> PathBuf {
         self.dir.join(job_file_name(job_id))
     }
 
     /// Appends `lines` (whole lines, each ending in `\n`) to the job's file in one write.
-    pub async fn append(&self, job_id: &str, lines: &[u8]) -> Result<()> {
+    pub(crate) async fn append(&self, job_id: &str, lines: &[u8]) -> Result<()> {
         let path = self.path_for(job_id);
         let _guard = self.append_lock.lock().await;
         let io_error = |path: &Path| {

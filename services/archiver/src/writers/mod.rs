@@ -16,12 +16,12 @@ use crate::error::Result;
 use crate::item::{ItemLine, borrow_fields, rfc3339};
 use crate::{ArchiveConfig, ArchiverStats, Counter};
 
-pub use jsonl::{JsonLinesWriter, job_file_name};
-pub use webhook::WebhookWriter;
+pub(crate) use jsonl::JsonLinesWriter;
+pub(crate) use webhook::WebhookWriter;
 
 /// Every configured writer, fed together.
 #[derive(Debug)]
-pub struct ResultWriters {
+pub(crate) struct ResultWriters {
     jsonl: Option<JsonLinesWriter>,
     webhooks: Vec<WebhookWriter>,
     stats: Arc<ArchiverStats>,
@@ -30,7 +30,7 @@ pub struct ResultWriters {
 /// What the writers need besides the configuration: the counters to update, the tracker that
 /// owns their tasks, and the token that starts their drain at shutdown.
 #[derive(Debug, Clone)]
-pub struct WriterContext {
+pub(crate) struct WriterContext {
     /// Counters of deliveries and failures.
     pub stats: Arc<ArchiverStats>,
     /// Tracks the webhook delivery tasks.
@@ -41,7 +41,7 @@ pub struct WriterContext {
 
 impl ResultWriters {
     /// Starts the writers that `config` asks for.
-    pub fn start(config: &ArchiveConfig, context: &WriterContext) -> Result<Self> {
+    pub(crate) fn start(config: &ArchiveConfig, context: &WriterContext) -> Result<Self> {
         let jsonl = config
             .jsonl_files
             .then(|| JsonLinesWriter::new(config.data_dir.clone()));
@@ -64,7 +64,7 @@ impl ResultWriters {
 
     /// Hands newly stored pages to every writer; pages without a handler are not data items
     /// and are skipped.
-    pub async fn write_items(&self, pages: &[&PageRecord]) {
+    pub(crate) async fn write_items(&self, pages: &[&PageRecord]) {
         let items: Vec<&PageRecord> = pages
             .iter()
             .copied()

@@ -36,7 +36,7 @@ pub(super) fn http_client(timeout: Duration) -> Result<reqwest::Client> {
 
 /// One webhook: its queue and the task that drains it.
 #[derive(Debug)]
-pub struct WebhookWriter {
+pub(crate) struct WebhookWriter {
     url: String,
     queue: mpsc::Sender<Vec<u8>>,
     stats: Arc<ArchiverStats>,
@@ -46,7 +46,7 @@ pub struct WebhookWriter {
 
 impl WebhookWriter {
     /// Starts the delivery task for `url` on the context's tracker.
-    pub fn start(
+    pub(crate) fn start(
         url: String,
         config: &WebhookConfig,
         client: reqwest::Client,
@@ -71,14 +71,9 @@ impl WebhookWriter {
         }
     }
 
-    /// The URL items are POSTed to.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
     /// Queues one JSON body without waiting; returns false (and counts a drop) when the queue
     /// is full or closed.
-    pub fn enqueue(&self, body: Vec<u8>) -> bool {
+    pub(crate) fn enqueue(&self, body: Vec<u8>) -> bool {
         if self.queue.try_send(body).is_ok() {
             self.dropping.store(false, Ordering::Relaxed);
             return true;
