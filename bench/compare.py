@@ -193,10 +193,14 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def generate_site(work, pages, seed, hosts):
+def generate_site(generator, work, pages, seed, hosts):
+    """Writes the site with `site-generate`, owlmesh-site's generator of the shop the demo
+    and the tests crawl, and beside it (job.toml) the catalogue job aimed at it, with the
+    same rules as the spider and bare-crawl."""
     site = os.path.join(work, "site")
-    subprocess.run([sys.executable, os.path.join(BENCH, "site", "generate.py"), "--out", site,
-                    "--pages", str(pages), "--seed", str(seed), "--hosts", hosts], check=True)
+    subprocess.run([generator, "--out", site, "--products", str(pages), "--seed", str(seed),
+                    "--hosts", hosts, "--concurrency-per-host", str(PER_HOST),
+                    "--user-agent", USER_AGENT], check=True)
     with open(os.path.join(site, "site.json")) as shape:
         return site, json.load(shape)
 
@@ -294,37 +298,6 @@ def nginx_ceiling(site, shape, seconds, work):
 # The crawlers
 
 
-def job_toml(shape):
-    """The owlmesh job: the same rules as the spider and bare-crawl. No [documents] section,
-    since the others do not collect PDF links; no recrawl."""
-    seeds = ", ".join(map(json.dumps, shape["seeds"]))
-    hosts = ", ".join(map(json.dumps, shape["hosts"]))
-    return f"""name = "bench"
-seeds = [{seeds}]
-allowed_hosts = [{hosts}]
-max_depth = 0
-max_pages = 0
-
-[politeness]
-obey_robots = true
-delay_ms = 0
-concurrency_per_host = {PER_HOST}
-user_agent = "{USER_AGENT}"
-
-[follow]
-selector = "a[href]"
-deny = ['\\.pdf$']
-
-[[handlers]]
-name = "product"
-pattern = '^/product/(?P<slug>[^/]+)\\.html$'
-[handlers.fields]
-title = "h1"
-price = "span.price"
-sku = {{ selector = "div.product", attr = "data-sku" }}
-"""
-
-
 def owlmesh_client(binary, directory, *arguments, check=True):
     result = subprocess.run([binary, *arguments, "--directory", directory, "--log", "warn"],
                             capture_output=True, text=True)
@@ -362,15 +335,14 @@ def hosts_per_scraper(binary, directory, hosts):
     return owners
 
 
-def run_owlmesh(args, shape, round_dir):
+def run_owlmesh(args, site, shape, round_dir):
     """One crawl by a fresh `owlmesh up`, driven through the CLI as a user would."""
     binary = args.owlmesh
     data = os.path.join(round_dir, "data")
     directory = f"127.0.0.1:{free_port()}"
     dashboard = f"127.0.0.1:{free_port()}"
     job_path = os.path.join(round_dir, "bench-job.toml")
-    with open(job_path, "w") as job:
-        job.write(job_toml(shape))
+    shutil.copyfile(os.path.join(site, "job.toml"), job_path)
     up_log = open(os.path.join(round_dir, "up.log"), "w")
     pss = None
     up = subprocess.Popen([binary, "up", "--data-dir", data, "--directory-listen", directory,
@@ -636,6 +608,8 @@ def main():
     parser.add_argument("--owlmesh", required=True, help="the owlmesh executable")
     parser.add_argument("--bare", required=True, help="the bare-crawl executable")
     parser.add_argument("--scrapy", required=True, help="the scrapy executable (venv)")
+    parser.add_argument("--site-generate", required=True,
+                        help="the site-generate executable (owlmesh-site)")
     parser.add_argument("--crawlers", default=",".join(CRAWLERS),
                         help="which crawlers to run, comma-separated (owlmesh,scrapy,bare)")
     parser.add_argument("--ceiling-seconds", type=int, default=10,
@@ -650,7 +624,7 @@ def main():
 
     work = os.path.abspath(args.work)
     os.makedirs(work, exist_ok=True)
-    site, shape = generate_site(work, args.pages, args.seed, args.hosts)
+    site, shape = generate_site(args.site_generate, work, args.pages, args.seed, args.hosts)
     shape_path = os.path.join(site, "site.json")
     with open(os.path.join(site, "catalogue.jsonl"), encoding="utf-8") as catalogue:
         truth = {(i["url"], i["title"], i["price"], i["sku"])
@@ -674,7 +648,7 @@ def main():
                 os.makedirs(round_dir)
                 log(f"round {number}/{args.rounds}: {crawler}")
                 if crawler == "owlmesh":
-                    result = run_owlmesh(args, shape, round_dir)
+                    result = run_owlmesh(args, site, shape, round_dir)
                 elif crawler == "scrapy":
                     result = run_scrapy(args, shape, shape_path, round_dir)
                 else:

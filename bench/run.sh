@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Benchmark against Scrapy, in one command: installs what is missing (nginx and wrk from
-# Debian's packages, Scrapy into bench/.venv), builds owlmesh and bare-crawl in release mode,
-# generates the site, then runs bench/compare.py, which serves the site with its own nginx,
+# Debian's packages, Scrapy into bench/.venv), builds owlmesh, bare-crawl and site-generate
+# in release mode, then runs bench/compare.py, which writes the site with site-generate
+# (owlmesh-site's shop, the one the demo and the tests crawl), serves it with its own nginx,
 # measures the nginx ceiling and alternates owlmesh, Scrapy and bare-crawl.
 #
 #   bench/run.sh [--pages N] [--rounds R] [other bench/compare.py options]
 #
-# OWLMESH_BIN and BARE_CRAWL_BIN use prebuilt executables instead of building; BENCH_WORK
-# moves the working folder (default target/bench: the site, logs, items, results.json).
+# OWLMESH_BIN, BARE_CRAWL_BIN and SITE_GENERATE_BIN use prebuilt executables instead of
+# building; BENCH_WORK moves the working folder (default target/bench: the site, logs,
+# items, results.json).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,7 +22,7 @@ while (($#)); do
     --pages) pages="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
     -h | --help)
-        sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
         exec python3 bench/compare.py --help
         ;;
     *) passthrough+=("$1"); shift ;;
@@ -62,9 +64,15 @@ if [[ -z "${BARE_CRAWL_BIN:-}" ]]; then
     say "building bare-crawl (release)"
     cargo build --release --quiet -p owlmesh-bench
 fi
+if [[ -z "${SITE_GENERATE_BIN:-}" ]]; then
+    say "building site-generate (release)"
+    cargo build --release --quiet -p owlmesh-site --bin site-generate
+fi
 owlmesh="${OWLMESH_BIN:-$target/release/owlmesh}"
 bare="${BARE_CRAWL_BIN:-$target/release/bare-crawl}"
+generate="${SITE_GENERATE_BIN:-$target/release/site-generate}"
 
 exec python3 bench/compare.py --work "${BENCH_WORK:-$target/bench}" \
     --pages "$pages" --rounds "$rounds" \
-    --owlmesh "$owlmesh" --bare "$bare" --scrapy "$venv/bin/scrapy" "${passthrough[@]}"
+    --owlmesh "$owlmesh" --bare "$bare" --site-generate "$generate" \
+    --scrapy "$venv/bin/scrapy" "${passthrough[@]}"

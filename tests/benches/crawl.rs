@@ -16,10 +16,9 @@ use std::time::{Duration, Instant};
 use owlmesh_mesh::telemetry::quantile_of;
 use owlmesh_proto::v1::telemetry_client::TelemetryClient;
 use owlmesh_proto::v1::{GetStatsRequest, Histogram};
-use owlmesh_tests::{SiteConfig, TestSite};
+use owlmesh_site::{CatalogueJob, Site, SiteConfig};
 use support::OwlmeshProcess;
 use support::collector::TestCollector;
-use support::job::CatalogueJob;
 use support::mesh::{TestMesh, Topology};
 
 #[tokio::main]
@@ -28,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|pages| pages.parse().ok())
         .unwrap_or(10_000);
-    let site = TestSite::start(SiteConfig {
+    let site = Site::start(SiteConfig {
         products: pages,
         products_per_page: 50,
         ..SiteConfig::spread_over(4)

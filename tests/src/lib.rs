@@ -1,52 +1,9 @@
-//! Test support for owlmesh: a local website with known content, served over real HTTP,
-//! for tests that crawl it, and the helpers every test suite shares. End-to-end tests of the real processes live in `tests/`.
+//! Helpers every test suite of owlmesh shares: waiting for a condition with a deadline,
+//! rather than sleeping for "long enough". The site the tests crawl, its known truth and its
+//! job are `owlmesh-site`. End-to-end tests of the real processes live in `tests/`.
 //!
-//! This library depends on no owlmesh crate, so every service crate can dev-depend on it.
+//! This library depends on no owlmesh crate, so every crate can dev-depend on it.
 
-mod catalogue;
 mod eventually;
-mod site;
-mod truth;
 
 pub use eventually::{eventually, eventually_true};
-pub use site::{
-    DEFAULT_CATEGORIES, DEFAULT_DOCUMENTS_EVERY, DEFAULT_HUGE_PAGE_BYTES, DEFAULT_PRODUCTS,
-    DEFAULT_PRODUCTS_PER_PAGE, DEFAULT_RETRY_AFTER, DEFAULT_SLOW_DELAY, RequestRecord, RobotsMode,
-    SiteConfig, TestSite,
-};
-pub use truth::{ExpectedDocument, ExpectedProduct};
-
-/// Paths of the site's fixed pages, the same on every host.
-pub mod paths {
-    /// robots.txt: `Disallow: /private/` for every agent.
-    pub const ROBOTS: &str = "/robots.txt";
-    /// A page robots.txt forbids, linked from every home page.
-    pub const PRIVATE: &str = "/private/";
-    /// Another forbidden page, linked only from [`PRIVATE`].
-    pub const PRIVATE_STAFF: &str = "/private/staff.html";
-    /// Redirects (302) to [`LOOP_B`].
-    pub const LOOP_A: &str = "/loop/a";
-    /// Redirects (302) back to [`LOOP_A`].
-    pub const LOOP_B: &str = "/loop/b";
-    /// Redirects (301) to [`REDIRECT_MIDDLE`].
-    pub const REDIRECT_START: &str = "/redirect/start";
-    /// Redirects (302) to product 0's page, which may be on another host.
-    pub const REDIRECT_MIDDLE: &str = "/redirect/middle";
-    /// Answers 404.
-    pub const MISSING: &str = "/missing.html";
-    /// Answers 500 the first time(s), then 200.
-    pub const FLAKY: &str = "/flaky.html";
-    /// A page of about 10 MB.
-    pub const HUGE: &str = "/huge.html";
-    /// Declared UTF-8, but contains Latin-1 bytes that are not valid UTF-8.
-    pub const INVALID_UTF8: &str = "/invalid-utf8.html";
-    /// Answers after a delay; `?ms=N` sets the delay of one request.
-    pub const SLOW: &str = "/slow.html";
-    /// Answers 429 with `Retry-After` the first time(s), then 200.
-    pub const BUSY: &str = "/busy.html";
-    /// A PDF without a `.pdf` extension: only its Content-Type says what it is.
-    pub const MANUAL: &str = "/download/manual";
-}
-
-#[cfg(test)]
-mod tests;

@@ -6,12 +6,11 @@ mod support;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use owlmesh_tests::{SiteConfig, TestSite};
-use support::job::CatalogueJob;
+use owlmesh_site::{CatalogueJob, Site, SiteConfig};
 use support::mesh::{TestMesh, Topology};
 
 /// The catalogue job for the test site, with a politeness delay of `delay_ms`.
-fn job_for(site: &TestSite, delay_ms: u64) -> String {
+fn job_for(site: &Site, delay_ms: u64) -> String {
     let job = CatalogueJob {
         delay_ms,
         ..CatalogueJob::default()
@@ -40,7 +39,7 @@ async fn cli_into_closed_pipe(mesh: &TestMesh, args: &[&str]) -> Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_commands_speak_the_documented_json() {
-    let site = TestSite::start(SiteConfig {
+    let site = Site::start(SiteConfig {
         products: 40,
         ..SiteConfig::default()
     })

@@ -6,12 +6,11 @@ mod support;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use owlmesh_tests::{SiteConfig, TestSite, paths};
-use support::job::CatalogueJob;
+use owlmesh_site::{CatalogueJob, Site, SiteConfig, paths};
 use support::mesh::{TestMesh, Topology};
 
 /// The catalogue job for the test site.
-fn job_file(site: &TestSite) -> String {
+fn job_file(site: &Site) -> String {
     CatalogueJob::default().toml(&site.seeds(), &site.hosts())
 }
 
@@ -24,7 +23,7 @@ fn site_config() -> SiteConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crawl_archives_the_catalogue_exactly_once_and_politely() {
-    let site = TestSite::start(site_config()).await.unwrap();
+    let site = Site::start(site_config()).await.unwrap();
     let topology = Topology {
         dispatchers: 2,
         scrapers: 2,
@@ -180,7 +179,7 @@ async fn a_recrawl_refetches_the_pages_and_detects_the_changed_ones() {
         products: 60,
         ..site_config()
     };
-    let site = TestSite::start(config).await.unwrap();
+    let site = Site::start(config).await.unwrap();
     let topology = Topology {
         dispatchers: 1,
         scrapers: 1,

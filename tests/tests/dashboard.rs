@@ -17,12 +17,11 @@ use std::time::{Duration, Instant};
 use browser::Browser;
 use owlmesh_proto::v1::telemetry_client::TelemetryClient;
 use owlmesh_proto::v1::{GetStatsRequest, Stats};
+use owlmesh_site::{CatalogueJob, Site, SiteConfig};
 use owlmesh_tests::eventually;
-use owlmesh_tests::{SiteConfig, TestSite};
 use prometheus_parse::{LineInfo, Sample, Scrape, Value as PromValue};
 use serde_json::Value;
 use support::OwlmeshProcess;
-use support::job::CatalogueJob;
 use support::mesh::{TestMesh, Topology};
 
 /// The screen the page must be usable on, and the screenshot's size.
@@ -81,7 +80,7 @@ fn site_config() -> SiteConfig {
 }
 
 /// The catalogue job for the test site.
-fn job_file(site: &TestSite) -> String {
+fn job_file(site: &Site) -> String {
     let job = CatalogueJob {
         max_retries: 1,
         ..CatalogueJob::default()
@@ -94,7 +93,7 @@ async fn a_live_crawl_shows_on_the_dashboard_in_prometheus_and_in_a_real_browser
     // No browser or driver is a broken set-up: fail now, before starting anything.
     browser::chromium_path();
     browser::chromedriver_path();
-    let site = TestSite::start(site_config()).await.unwrap();
+    let site = Site::start(site_config()).await.unwrap();
     let topology = Topology {
         dispatchers: 2,
         scrapers: 2,

@@ -15,9 +15,8 @@ use owlmesh_proto::v1::archiver_client::ArchiverClient;
 use owlmesh_proto::v1::directory_client::DirectoryClient;
 use owlmesh_proto::v1::dispatcher_client::DispatcherClient;
 use owlmesh_proto::v1::{Job, JobRequest, ListRequest, QueryItemsRequest};
+use owlmesh_site::{CatalogueJob, Site, SiteConfig};
 use owlmesh_tests::eventually;
-use owlmesh_tests::{SiteConfig, TestSite};
-use support::job::CatalogueJob;
 use support::mesh::{Kind, LEASE_TTL, TestMesh, Topology};
 use support::{OwlmeshProcess, counter, queue};
 
@@ -58,7 +57,7 @@ impl Shape {
     }
 
     /// The catalogue job, as in the crawl tests.
-    fn job(&self, site: &TestSite) -> String {
+    fn job(&self, site: &Site) -> String {
         let job = CatalogueJob {
             concurrency_per_host: self.concurrency_per_host as u32,
             ..CatalogueJob::default()
@@ -70,7 +69,7 @@ impl Shape {
 /// A crawl under way: the site, the mesh and the job.
 struct Crawl {
     shape: Shape,
-    site: TestSite,
+    site: Site,
     mesh: TestMesh,
     job: String,
     submitted_at: Instant,
@@ -83,7 +82,7 @@ impl Crawl {
         dispatcher_args: &[&str],
         scraper_args: &[&str],
     ) -> Self {
-        let site = TestSite::start(shape.site()).await.unwrap();
+        let site = Site::start(shape.site()).await.unwrap();
         let mesh = TestMesh::start_with(topology, dispatcher_args, scraper_args)
             .await
             .unwrap();

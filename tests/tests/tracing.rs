@@ -6,9 +6,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use owlmesh_tests::{SiteConfig, TestSite};
+use owlmesh_site::{CatalogueJob, Site, SiteConfig};
 use support::collector::{ReceivedSpan, TestCollector};
-use support::job::CatalogueJob;
 use support::mesh::{TestMesh, Topology};
 
 const DISPATCHER: &str = "owlmesh-dispatcher";
@@ -95,7 +94,7 @@ async fn wait_for_trace(collector: &TestCollector, url: &str) -> Vec<ReceivedSpa
 async fn one_page_is_one_trace_across_dispatcher_scraper_and_archiver() {
     let collector = TestCollector::start().await.unwrap();
     let endpoint = collector.endpoint();
-    let site = TestSite::start(site_config()).await.unwrap();
+    let site = Site::start(site_config()).await.unwrap();
     let topology = Topology {
         dispatchers: 1,
         scrapers: 1,

@@ -9,7 +9,8 @@ use std::time::Duration;
 use owlmesh_proto::v1::{
     FieldValue, LoadState, OutcomeStatus, Politeness, TryRequest, field_value,
 };
-use owlmesh_tests::{SiteConfig, eventually_true, paths};
+use owlmesh_site::{SiteConfig, paths};
+use owlmesh_tests::eventually_true;
 use support::fakes::{Entry, Mode};
 use support::{DEADLINE, Mesh, MeshSetup, SCRAPER_ID, counter, is};
 

@@ -5,7 +5,6 @@
 
 pub mod collector;
 pub mod grpcurl;
-pub mod job;
 pub mod mesh;
 pub mod reflection;
 

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use owlmesh_proto::v1::{Job, JobRequest, ListJobsRequest};
+use owlmesh_site::Site;
 
 use super::console::Console;
 use super::verify::{Verdict, verify};
 use crate::commands::job::{get, is_settled, progress_line, submit_spec};
-use crate::demo::{DEMO_JOB_NAME, DemoSite, job_spec};
+use crate::demo::{DEMO_JOB_NAME, job_spec, stats};
 use crate::mesh::Mesh;
 
 /// How often the progress line is redrawn.
@@ -34,7 +35,7 @@ const VERIFY_ATTEMPTS: u32 = 5;
 
 /// What the demo needs from `owlmesh up`.
 pub(super) struct DemoContext {
-    pub(super) site: Arc<DemoSite>,
+    pub(super) site: Arc<Site>,
     pub(super) directory: SocketAddr,
     /// Whether that is the address every command uses by default.
     pub(super) default_directory: bool,
@@ -56,14 +57,15 @@ pub(super) async fn run(context: DemoContext) -> anyhow::Result<DemoOutcome> {
     let mesh = Mesh::connect(&[context.directory.to_string()]).await?;
     wait_until_ready(&mesh, &context.started).await?;
     cancel_leftovers(&mesh, &context.console).await?;
-    let catalogue = context.site.catalogue();
-    let id = submit_spec(&mesh, job_spec(catalogue))
+    let site = &context.site;
+    let spec = job_spec(&site.seeds(), &site.hosts())?;
+    let id = submit_spec(&mesh, spec)
         .await
         .context("submitting the demo job")?;
     context.console.line(format!(
         "demo: crawling a shop of {} products on {} (job {id})",
-        catalogue.products().len(),
-        catalogue.seeds().join(" and "),
+        site.expected_products().len(),
+        site.seeds().join(" and "),
     ));
     let started = Instant::now();
     let job = follow(&mesh, &id, &context, started).await?;
@@ -237,7 +239,7 @@ async fn verify_with_patience(
 ) -> anyhow::Result<Verdict> {
     let mut attempt = 1;
     loop {
-        let verdict = verify(mesh, id, context.site.catalogue()).await?;
+        let verdict = verify(mesh, id, &context.site).await?;
         if verdict.matches() || attempt == VERIFY_ATTEMPTS {
             return Ok(verdict);
         }
@@ -249,23 +251,23 @@ async fn verify_with_patience(
 /// The summary: counts, time, rate, robots.txt, the verdict and where the results are.
 fn summarize(context: &DemoContext, job: &Job, elapsed: Duration, verdict: &Verdict) {
     let console = &context.console;
-    let catalogue = context.site.catalogue();
+    let site = &context.site;
     let seconds = elapsed.as_secs_f64();
-    let stats = context.site.stats();
+    let stats = stats(site);
     let lines = [
         format!("demo job {} is done", job.id),
         format!(
             "  pages      {} fetched (the shop has {} HTML pages)",
             job.done,
-            catalogue.html_pages()
+            site.fetched_urls().len()
         ),
         format!("  items      {}", job.items),
         format!(
-            "  documents  {} (PDF manuals linked: {})",
+            "  documents  {} (PDF datasheets linked: {})",
             job.documents,
-            catalogue.manuals()
+            site.expected_documents().len()
         ),
-        failed_line(job.failed, catalogue.bases().len()),
+        failed_line(job.failed, site.hosts().len()),
         format!("  elapsed    {seconds:.1} s"),
         format!(
             "  rate       {:.1} pages/s",

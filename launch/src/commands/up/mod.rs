@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use owlmesh_site::Site;
 use tokio::net::TcpSocket;
 use tokio::process::Command;
 use tokio::task::JoinHandle;
@@ -32,7 +33,7 @@ use self::demo::{DemoContext, DemoOutcome};
 use self::plan::{Kind, MeshShape};
 use self::supervisor::Supervisor;
 use crate::cli::{DEFAULT_DATA_DIR, DEFAULT_DIRECTORY_LISTEN};
-use crate::demo::{DEFAULT_PRODUCTS, DemoSite, MAX_PRODUCTS};
+use crate::demo::{DEFAULT_PRODUCTS, MAX_PRODUCTS, start_shop};
 use crate::telemetry::TraceOptions;
 
 /// How often the children are checked on.
@@ -88,23 +89,21 @@ pub(crate) async fn run(options: UpOptions, trace: TraceOptions) -> anyhow::Resu
     let setting = Setting::prepare(&options).await?;
     let console = Console::new();
     let site = match options.demo {
-        true => Some(Arc::new(
-            DemoSite::start(options.demo_products, shutdown.clone()).await?,
-        )),
+        true => Some(Arc::new(start_shop(options.demo_products).await?)),
         false => None,
     };
     let launcher = Launcher::new(setting.executable.clone(), setting.data_dir.join("logs"))
         .with_environment(trace.child_environment());
     let mut supervisor = Supervisor::new(launcher, console.clone());
-    let result = run_mesh(&mut supervisor, &options, &setting, site, &shutdown).await;
+    let result = run_mesh(&mut supervisor, &options, &setting, site.clone(), &shutdown).await;
     let stopping = match result {
         Ok(()) => "stopping the mesh",
         Err(_) => "stopping what started",
     };
     console.line(format!("{stopping}: scrapers first, the directory last"));
     let killed = supervisor.stop().await;
-    // The demo shop stops with the token; cancelling it after a signal changes nothing.
-    shutdown.cancel();
+    // The demo shop serves until the mesh is stopped, then closes with its last handle.
+    drop(site);
     result?;
     if !killed.is_empty() {
         bail!(
@@ -149,7 +148,7 @@ async fn run_mesh(
     supervisor: &mut Supervisor,
     options: &UpOptions,
     setting: &Setting,
-    site: Option<Arc<DemoSite>>,
+    site: Option<Arc<Site>>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let mesh = MeshShape {
@@ -296,7 +295,7 @@ fn print_table(console: &Console, supervisor: &Supervisor, data_dir: &Path, dash
 }
 
 fn spawn_demo(
-    site: Arc<DemoSite>,
+    site: Arc<Site>,
     supervisor: &Supervisor,
     options: &UpOptions,
     data_dir: &Path,

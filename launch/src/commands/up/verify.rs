@@ -7,8 +7,8 @@ use anyhow::Context;
 use owlmesh_proto::v1::archiver_client::ArchiverClient;
 use owlmesh_proto::v1::field_value::Value;
 use owlmesh_proto::v1::{DataItem, QueryItemsRequest};
+use owlmesh_site::{PRODUCT_HANDLER, Site};
 
-use crate::demo::{Catalogue, PRODUCT_HANDLER};
 use crate::mesh::{Mesh, status_error};
 
 /// Items asked for per page: the most the archiver gives.
@@ -58,13 +58,9 @@ impl Verdict {
 }
 
 /// Reads the job's product items from every archiver and compares their SKUs with the shop.
-pub(super) async fn verify(
-    mesh: &Mesh,
-    job_id: &str,
-    catalogue: &Catalogue,
-) -> anyhow::Result<Verdict> {
+pub(super) async fn verify(mesh: &Mesh, job_id: &str, site: &Site) -> anyhow::Result<Verdict> {
     let skus = archived_skus(mesh, job_id).await?;
-    let expected = catalogue.products().iter().map(|p| p.sku.clone());
+    let expected = site.expected_products().into_iter().map(|p| p.sku);
     Ok(compare(expected, skus))
 }
 

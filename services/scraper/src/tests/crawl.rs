@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashSet, VecDeque};
 
 use owlmesh_job::HostKey;
 use owlmesh_proto::v1::field_value;
-use owlmesh_tests::{ExpectedProduct, SiteConfig, TestSite, paths};
+use owlmesh_site::{ExpectedProduct, Site, SiteConfig, paths};
 use url::Url;
 
 use super::{AGENT, catalogue_spec, fetcher, small_site, url};
@@ -31,7 +31,7 @@ async fn a_polite_crawl_finds_exactly_what_the_site_holds() {
         products_per_page: 5,
         ..small_site()
     };
-    let site = TestSite::start(config).await.expect("site");
+    let site = Site::start(config).await.expect("site");
     let seeds = site.seeds();
     let spec = catalogue_spec(&seeds.iter().map(String::as_str).collect::<Vec<_>>());
     let findings = crawl(

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use owlmesh_proto::v1::field_value;
-use owlmesh_tests::{SiteConfig, TestSite, paths};
+use owlmesh_site::{Site, SiteConfig, paths};
 
 use super::{AGENT, catalogue_spec, fetcher, small_site, url};
 use owlmesh_job::CompiledJob;
@@ -24,7 +24,7 @@ fn text(extraction: &crate::Extraction, field: &str) -> String {
 
 #[tokio::test]
 async fn every_product_page_yields_the_expected_fields() {
-    let site = TestSite::start(small_site()).await.expect("site");
+    let site = Site::start(small_site()).await.expect("site");
     let job = CompiledJob::compile(&catalogue_spec(&[&site.url("/")])).expect("job");
     let fetcher = fetcher();
     for expected in site.expected_products() {
@@ -49,7 +49,7 @@ async fn every_product_page_yields_the_expected_fields() {
 
 #[tokio::test]
 async fn a_product_page_yields_its_links_and_datasheet() {
-    let site = TestSite::start(small_site()).await.expect("site");
+    let site = Site::start(small_site()).await.expect("site");
     let job = CompiledJob::compile(&catalogue_spec(&[&site.url("/")])).expect("job");
     let fetched = fetcher()
         .fetch(&url(&site.product_url(0)))
@@ -82,7 +82,7 @@ async fn a_product_page_yields_its_links_and_datasheet() {
 
 #[tokio::test]
 async fn a_redirect_loop_is_caught_with_its_chain() {
-    let site = TestSite::start(small_site()).await.expect("site");
+    let site = Site::start(small_site()).await.expect("site");
     let failure = fetcher()
         .fetch(&url(&site.url(paths::LOOP_A)))
         .await
@@ -109,7 +109,7 @@ async fn a_redirect_loop_is_caught_with_its_chain() {
 
 #[tokio::test]
 async fn a_redirect_chain_is_recorded_to_the_final_url() {
-    let site = TestSite::start(small_site()).await.expect("site");
+    let site = Site::start(small_site()).await.expect("site");
     let fetched = fetcher()
         .fetch(&url(&site.url(paths::REDIRECT_START)))
         .await
@@ -125,7 +125,7 @@ async fn a_redirect_chain_is_recorded_to_the_final_url() {
 
 #[tokio::test]
 async fn too_many_redirects_fail_at_the_limit() {
-    let site = TestSite::start(small_site()).await.expect("site");
+    let site = Site::start(small_site()).await.expect("site");
     let fetcher = Fetcher::new(FetchConfig {
         max_redirects: 1,
         ..FetchConfig::default()
@@ -141,7 +141,7 @@ async fn too_many_redirects_fail_at_the_limit() {
 
 #[tokio::test]
 async fn a_refused_redirect_ends_the_fetch_before_the_hop() {
-    let site = TestSite::start(small_site()).await.expect("site");
+    let site = Site::start(small_site()).await.expect("site");
     let refuse_products = |next: &url::Url| !next.path().starts_with("/product/");
     let options = FetchOptions {
         may_follow: Some(&refuse_products),
@@ -166,7 +166,7 @@ async fn a_refused_redirect_ends_the_fetch_before_the_hop() {
 
 #[tokio::test]
 async fn a_missing_page_is_a_permanent_failure() {
-    let site = TestSite::start(small_site()).await.expect("site");
+    let site = Site::start(small_site()).await.expect("site");
     let failure = fetcher()
         .fetch(&url(&site.url(paths::MISSING)))
         .await
@@ -181,7 +181,7 @@ async fn a_missing_page_is_a_permanent_failure() {
 
 #[tokio::test]
 async fn a_server_error_is_transient_and_the_retry_succeeds() {
-    let site = TestSite::start(small_site()).await.expect("site");
+    let site = Site::start(small_site()).await.expect("site");
     let fetcher = fetcher();
     let flaky = url(&site.url(paths::FLAKY));
     let failure = fetcher.fetch(&flaky).await.unwrap_err();
@@ -198,7 +198,7 @@ async fn a_server_error_is_transient_and_the_retry_succeeds() {
 
 #[tokio::test]
 async fn a_429_is_transient_with_its_retry_after() {
-    let site = TestSite::start(small_site()).await.expect("site");
+    let site = Site::start(small_site()).await.expect("site");
     let failure = fetcher()
         .fetch(&url(&site.url(paths::BUSY)))
         .await
@@ -218,7 +218,7 @@ async fn a_429_is_transient_with_its_retry_after() {
 
 #[tokio::test]
 async fn the_huge_page_stops_at_the_cap() {
-    let site = TestSite::start(small_site()).await.expect("site");
+    let site = Site::start(small_site()).await.expect("site");
     let failure = fetcher()
         .fetch(&url(&site.url(paths::HUGE)))
         .await
@@ -233,7 +233,7 @@ async fn the_huge_page_stops_at_the_cap() {
 
 #[tokio::test]
 async fn a_prefix_fetch_cuts_the_huge_page_instead() {
-    let site = TestSite::start(small_site()).await.expect("site");
+    let site = Site::start(small_site()).await.expect("site");
     let options = FetchOptions {
         body: BodyPolicy::Prefix,
         max_body_bytes: Some(4096),
@@ -249,7 +249,7 @@ async fn a_prefix_fetch_cuts_the_huge_page_instead() {
 
 #[tokio::test]
 async fn invalid_utf8_is_decoded_with_replacement_characters() {
-    let site = TestSite::start(small_site()).await.expect("site");
+    let site = Site::start(small_site()).await.expect("site");
     let fetched = fetcher()
         .fetch(&url(&site.url(paths::INVALID_UTF8)))
         .await
@@ -271,7 +271,7 @@ async fn invalid_utf8_is_decoded_with_replacement_characters() {
 
 #[tokio::test]
 async fn a_slow_page_times_out_under_a_short_read_timeout() {
-    let site = TestSite::start(SiteConfig {
+    let site = Site::start(SiteConfig {
         slow_delay: Duration::from_secs(3),
         ..small_site()
     })
@@ -297,7 +297,7 @@ async fn a_slow_page_times_out_under_a_short_read_timeout() {
 
 #[tokio::test]
 async fn non_html_is_counted_not_kept() {
-    let site = TestSite::start(small_site()).await.expect("site");
+    let site = Site::start(small_site()).await.expect("site");
     let job = CompiledJob::compile(&catalogue_spec(&[&site.url("/")])).expect("job");
     let fetcher = fetcher();
     for document in site.expected_documents().iter().take(2) {
@@ -351,7 +351,7 @@ async fn only_http_and_https_are_fetched() {
 
 #[tokio::test]
 async fn the_user_agent_is_the_requests_or_the_configured_one() {
-    let site = TestSite::start(small_site()).await.expect("site");
+    let site = Site::start(small_site()).await.expect("site");
     let fetcher = fetcher();
     fetcher.fetch(&url(&site.url("/"))).await.expect("home");
     let options = FetchOptions {

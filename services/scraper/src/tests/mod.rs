@@ -7,8 +7,8 @@ mod robots;
 
 use std::time::Duration;
 
-use owlmesh_proto::v1::{DocumentRules, FieldRule, FollowRules, Handler, JobSpec, Politeness};
-use owlmesh_tests::SiteConfig;
+use owlmesh_proto::v1::JobSpec;
+use owlmesh_site::{CatalogueJob, SiteConfig};
 use url::Url;
 
 use crate::fetch::{FetchConfig, Fetcher};
@@ -16,44 +16,16 @@ use crate::fetch::{FetchConfig, Fetcher};
 /// The user agent the tests crawl as.
 pub(crate) const AGENT: &str = "owlmesh-test";
 
-/// The job of `docs/examples/catalogue.toml`, built by hand, crawling from `seeds`.
+/// The catalogue job (the README's example, as `owlmesh_site` aims it at the site), crawling
+/// from `seeds` within their hosts.
 pub(crate) fn catalogue_spec(seeds: &[&str]) -> JobSpec {
-    let field = |selector: &str, attr: &str| FieldRule {
-        selector: selector.into(),
-        attr: attr.into(),
-        ..FieldRule::default()
+    let job = CatalogueJob {
+        concurrency_per_host: 16,
+        user_agent: AGENT.into(),
+        ..CatalogueJob::default()
     };
-    JobSpec {
-        name: "catalogue".into(),
-        seeds: seeds.iter().map(|seed| (*seed).to_owned()).collect(),
-        max_depth: 50,
-        max_pages: 100_000,
-        follow: Some(FollowRules {
-            selector: "a[href]".into(),
-            allow: Vec::new(),
-            deny: vec![r"\.pdf$".into()],
-        }),
-        handlers: vec![Handler {
-            name: "product".into(),
-            pattern: r"^/product/(?P<slug>[^/]+)\.html$".into(),
-            fields: [
-                ("title".to_owned(), field("h1", "")),
-                ("price".to_owned(), field("span.price", "")),
-                ("sku".to_owned(), field("div.product", "data-sku")),
-            ]
-            .into(),
-        }],
-        documents: Some(DocumentRules {
-            types: vec!["pdf".into()],
-        }),
-        politeness: Some(Politeness {
-            obey_robots: Some(true),
-            delay_ms: 0,
-            concurrency_per_host: 16,
-            user_agent: AGENT.into(),
-        }),
-        ..JobSpec::default()
-    }
+    let seeds: Vec<String> = seeds.iter().map(|seed| (*seed).to_owned()).collect();
+    owlmesh_job::parse_job_toml(&job.toml(&seeds, &[]), "the catalogue job").expect("valid job")
 }
 
 /// A site small enough to crawl whole in a test.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use owlmesh_tests::{SiteConfig, TestSite, paths};
+use owlmesh_site::{Site, SiteConfig, paths};
 
 use super::{AGENT, catalogue_spec, fetcher, small_site, url};
 use owlmesh_job::HostKey;
@@ -22,7 +22,7 @@ async fn the_crawl_delay_spaces_requests_as_the_server_sees_them() {
         crawl_delay: Some(Duration::from_millis(200)),
         ..small_site()
     };
-    let site = TestSite::start(config).await.expect("site");
+    let site = Site::start(config).await.expect("site");
     let fetcher = fetcher();
     let robots = RobotsCache::new(fetcher.clone(), RobotsConfig::default());
     let gates = HostGates::new();
@@ -59,7 +59,7 @@ async fn requests_in_flight_per_host_never_exceed_the_limit() {
         page_delay: Duration::from_millis(60),
         ..SiteConfig::spread_over(2)
     };
-    let site = Arc::new(TestSite::start(config).await.expect("site"));
+    let site = Arc::new(Site::start(config).await.expect("site"));
     let fetcher = fetcher();
     let gates = Arc::new(HostGates::new());
     let policy = HostPolicy {
@@ -89,12 +89,12 @@ async fn requests_in_flight_per_host_never_exceed_the_limit() {
 
 #[tokio::test]
 async fn a_429_backs_the_host_off_for_its_retry_after() {
-    let site = TestSite::start(small_site()).await.expect("site");
+    let site = Site::start(small_site()).await.expect("site");
     let fetcher: Fetcher = fetcher();
     let gates = HostGates::new();
     let busy = url(&site.url(paths::BUSY));
     let host = HostKey::of(&busy).map(String::from).expect("host");
-    let policy = JobPoliteness::from_spec(&catalogue_spec(&[])).host_policy(None);
+    let policy = JobPoliteness::from_spec(&catalogue_spec(&[&site.url("/")])).host_policy(None);
     let failure = {
         let _permit = gates.acquire(&host, &policy).await;
         fetcher.fetch(&busy).await.unwrap_err()

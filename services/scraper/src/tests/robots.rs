@@ -3,14 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use owlmesh_tests::{RobotsMode, SiteConfig, TestSite, paths};
+use owlmesh_site::{RobotsMode, Site, SiteConfig, paths};
 
 use super::{AGENT, fetcher, small_site, url};
 use crate::robots::{RobotsCache, RobotsConfig, RobotsVerdict};
 
 #[tokio::test]
 async fn private_pages_are_disallowed_and_robots_txt_is_fetched_once() {
-    let site = TestSite::start(small_site()).await.expect("site");
+    let site = Site::start(small_site()).await.expect("site");
     let robots = Arc::new(RobotsCache::new(fetcher(), RobotsConfig::default()));
     let mut checks = tokio::task::JoinSet::new();
     for path in [paths::PRIVATE, paths::PRIVATE_STAFF, "/", paths::MISSING] {
@@ -36,7 +36,7 @@ async fn the_crawl_delay_comes_with_the_verdict() {
         crawl_delay: Some(Duration::from_millis(250)),
         ..small_site()
     };
-    let site = TestSite::start(config).await.expect("site");
+    let site = Site::start(config).await.expect("site");
     let robots = RobotsCache::new(fetcher(), RobotsConfig::default());
     let verdict = robots.check(&url(&site.url("/")), "owlmesh-test/1.0").await;
     assert_eq!(
@@ -55,7 +55,7 @@ async fn the_crawl_delay_comes_with_the_verdict() {
 
 #[tokio::test]
 async fn a_missing_robots_txt_allows_everything() {
-    let site = TestSite::start(SiteConfig {
+    let site = Site::start(SiteConfig {
         robots: RobotsMode::Missing,
         ..small_site()
     })
@@ -68,7 +68,7 @@ async fn a_missing_robots_txt_allows_everything() {
 
 #[tokio::test]
 async fn a_failing_robots_txt_blocks_the_origin_for_a_while() {
-    let site = TestSite::start(SiteConfig {
+    let site = Site::start(SiteConfig {
         robots: RobotsMode::ServerError,
         ..small_site()
     })
@@ -118,7 +118,7 @@ async fn an_unreachable_host_is_blocked_not_allowed() {
 
 #[tokio::test]
 async fn expired_rules_are_fetched_again_and_forgotten_on_request() {
-    let site = TestSite::start(small_site()).await.expect("site");
+    let site = Site::start(small_site()).await.expect("site");
     let config = RobotsConfig {
         ttl: Duration::from_millis(100),
         ..RobotsConfig::default()

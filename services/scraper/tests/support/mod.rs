@@ -19,11 +19,12 @@ use owlmesh_proto::v1::dispatcher_server::DispatcherServer;
 use owlmesh_proto::v1::scraper_client::ScraperClient;
 use owlmesh_proto::v1::telemetry_client::TelemetryClient;
 use owlmesh_proto::v1::{
-    DocumentRules, FieldRule, FollowRules, GetStatsRequest, Handler, JobSpec, ListRequest, Load,
-    Outcome, OutcomeStatus, Politeness, Stats, TryRequest, TryResponse,
+    GetStatsRequest, JobSpec, ListRequest, Load, Outcome, OutcomeStatus, Politeness, Stats,
+    TryRequest, TryResponse,
 };
 use owlmesh_scraper::ScraperConfig;
-use owlmesh_tests::{SiteConfig, TestSite, eventually_true};
+use owlmesh_site::{CatalogueJob, Site, SiteConfig};
+use owlmesh_tests::eventually_true;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -69,7 +70,7 @@ impl Default for MeshSetup {
 
 /// A running mesh without its scraper.
 pub(crate) struct Mesh {
-    pub(crate) site: TestSite,
+    pub(crate) site: Site,
     pub(crate) spec: JobSpec,
     pub(crate) log: Arc<Log>,
     pub(crate) frontier: Arc<Frontier>,
@@ -84,7 +85,7 @@ impl Mesh {
     pub(crate) async fn start(setup: MeshSetup) -> Self {
         let shutdown = CancellationToken::new();
         let directory = start_directory(&shutdown).await;
-        let site = TestSite::start(setup.site).await.expect("test site");
+        let site = Site::start(setup.site).await.expect("test site");
         let spec = catalogue_spec(&site.seeds(), setup.politeness);
         let log = Arc::new(Log::default());
         let frontier = Arc::new(Frontier::new(spec.clone()));
@@ -312,37 +313,13 @@ pub(crate) fn counter(stats: &Stats, name: &str) -> u64 {
         .value
 }
 
-/// The job of `docs/examples/catalogue.toml`, crawling the test site.
+/// The catalogue job (the README's example, as `owlmesh_site` aims it at the site), crawling
+/// from `seeds` within their hosts, with `politeness`.
 pub(crate) fn catalogue_spec(seeds: &[String], politeness: Politeness) -> JobSpec {
-    let field = |selector: &str, attr: &str| FieldRule {
-        selector: selector.into(),
-        attr: attr.into(),
-        ..FieldRule::default()
-    };
-    JobSpec {
-        name: "catalogue".into(),
-        seeds: seeds.to_vec(),
-        follow: Some(FollowRules {
-            selector: "a[href]".into(),
-            allow: Vec::new(),
-            deny: vec![r"\.pdf$".into()],
-        }),
-        handlers: vec![Handler {
-            name: "product".into(),
-            pattern: r"^/product/(?P<slug>[^/]+)\.html$".into(),
-            fields: [
-                ("title".to_owned(), field("h1", "")),
-                ("price".to_owned(), field("span.price", "")),
-                ("sku".to_owned(), field("div.product", "data-sku")),
-            ]
-            .into(),
-        }],
-        documents: Some(DocumentRules {
-            types: vec!["pdf".into()],
-        }),
-        politeness: Some(politeness),
-        ..JobSpec::default()
-    }
+    let job = CatalogueJob::default().toml(seeds, &[]);
+    let mut spec = owlmesh_job::parse_job_toml(&job, "the catalogue job").expect("valid job");
+    spec.politeness = Some(politeness);
+    spec
 }
 
 async fn start_directory(shutdown: &CancellationToken) -> String {

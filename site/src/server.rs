@@ -1,9 +1,9 @@
-//! The test website: a deterministic catalogue served over real HTTP on loopback listeners,
-//! one listener per host, recording every request it receives.
+//! The site over HTTP: one axum server per host on loopback listeners, recording every
+//! request it receives, failing the flaky and busy pages the first time(s), and counting
+//! requests in flight, so tests can see what a crawler did and not only what it archived.
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -18,111 +18,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::catalogue::{Catalogue, Reply, Route};
+use crate::config::SiteConfig;
 use crate::truth::{self, ExpectedDocument, ExpectedProduct};
-
-/// Products in the catalogue unless configured otherwise.
-pub const DEFAULT_PRODUCTS: usize = 500;
-/// Products per category listing page.
-pub const DEFAULT_PRODUCTS_PER_PAGE: usize = 20;
-/// Product categories.
-pub const DEFAULT_CATEGORIES: usize = 5;
-/// Every n-th product has a datasheet PDF.
-pub const DEFAULT_DOCUMENTS_EVERY: usize = 5;
-/// Size of the huge page.
-pub const DEFAULT_HUGE_PAGE_BYTES: usize = 10 * 1024 * 1024;
-/// How long the slow page takes to answer.
-pub const DEFAULT_SLOW_DELAY: Duration = Duration::from_secs(2);
-/// The `Retry-After` the busy page sends with its 429.
-pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(2);
-
-/// How the site answers `/robots.txt`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RobotsMode {
-    /// `Disallow: /private/` for every agent, plus the configured `Crawl-delay`.
-    #[default]
-    Served,
-    /// 404: crawlers may fetch everything.
-    Missing,
-    /// 503: crawlers must assume everything is disallowed.
-    ServerError,
-}
-
-/// The shape and behaviour of a [`TestSite`]. Every field has a default.
-#[derive(Debug, Clone)]
-pub struct SiteConfig {
-    /// Addresses to listen on, one host each; port 0 picks a free port. Any 127.0.0.x
-    /// address binds on Linux without set-up.
-    pub listen: Vec<SocketAddr>,
-    /// Products in the catalogue, dealt round-robin over the hosts.
-    pub products: usize,
-    /// Products per category listing page.
-    pub products_per_page: usize,
-    /// Product categories; every host lists every category.
-    pub categories: usize,
-    /// Every n-th product (index 0, n, 2n, …) links a datasheet PDF; 0 for none.
-    pub documents_every: usize,
-    /// `Crawl-delay` in robots.txt, none by default.
-    pub crawl_delay: Option<Duration>,
-    /// How `/robots.txt` answers.
-    pub robots: RobotsMode,
-    /// Size of `/huge.html` in bytes.
-    pub huge_page_bytes: usize,
-    /// How long `/slow.html` waits before answering (`/slow.html?ms=N` overrides it).
-    pub slow_delay: Duration,
-    /// A delay added to every response, to make concurrency observable.
-    pub page_delay: Duration,
-    /// How many times `/flaky.html` answers 500 before it answers 200.
-    pub flaky_failures: u32,
-    /// How many times `/busy.html` answers 429 before it answers 200.
-    pub busy_failures: u32,
-    /// The `Retry-After` of the 429 answers, sent in whole seconds.
-    pub retry_after: Duration,
-}
-
-impl Default for SiteConfig {
-    fn default() -> Self {
-        Self {
-            listen: vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)],
-            products: DEFAULT_PRODUCTS,
-            products_per_page: DEFAULT_PRODUCTS_PER_PAGE,
-            categories: DEFAULT_CATEGORIES,
-            documents_every: DEFAULT_DOCUMENTS_EVERY,
-            crawl_delay: None,
-            robots: RobotsMode::Served,
-            huge_page_bytes: DEFAULT_HUGE_PAGE_BYTES,
-            slow_delay: DEFAULT_SLOW_DELAY,
-            page_delay: Duration::ZERO,
-            flaky_failures: 1,
-            busy_failures: 1,
-            retry_after: DEFAULT_RETRY_AFTER,
-        }
-    }
-}
-
-impl SiteConfig {
-    /// One site spread over `hosts` listeners on 127.0.0.1, each its own host:port.
-    pub fn spread_over(hosts: usize) -> Self {
-        let localhost = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
-        Self {
-            listen: vec![localhost; hosts.max(1)],
-            ..Self::default()
-        }
-    }
-
-    /// One site spread over `hosts` loopback addresses 127.0.0.2, 127.0.0.3, …, so hosts
-    /// differ by address and not only by port.
-    pub fn spread_over_addresses(hosts: usize) -> Self {
-        let listen = (0..hosts.clamp(1, 250))
-            .map(|offset| {
-                SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + offset as u8)), 0)
-            })
-            .collect();
-        Self {
-            listen,
-            ..Self::default()
-        }
-    }
-}
 
 /// One request the site received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,7 +28,7 @@ pub struct RequestRecord {
     pub method: String,
     /// The listener that received it, as `ip:port` (the host of the URL).
     pub host: String,
-    /// Path and query, e.g. `/category/garden.html?page=2`.
+    /// Path and query, e.g. `/slow.html?ms=50`.
     pub path: String,
     /// The `User-Agent` header, when sent.
     pub user_agent: Option<String>,
@@ -146,9 +43,9 @@ impl RequestRecord {
     }
 }
 
-/// A running test site. Dropping it stops the listeners; [`TestSite::stop`] also waits.
+/// A running site. Dropping it stops the listeners; [`Site::stop`] also waits.
 #[derive(Debug)]
-pub struct TestSite {
+pub struct Site {
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
@@ -178,9 +75,15 @@ struct HostContext {
     shared: Arc<Shared>,
 }
 
-impl TestSite {
+impl Site {
     /// Binds every configured address, then serves until stopped or dropped.
     pub async fn start(config: SiteConfig) -> std::io::Result<Self> {
+        if config.listen.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a site needs at least one address to listen on",
+            ));
+        }
         let mut listeners = Vec::with_capacity(config.listen.len());
         for address in &config.listen {
             listeners.push(TcpListener::bind(address).await?);
@@ -274,16 +177,23 @@ impl TestSite {
         truth::products(&self.shared.catalogue, self.revision())
     }
 
-    /// Every linked PDF: datasheets by extension and one manual by Content-Type only.
+    /// Every linked PDF: datasheets by extension and, with the bad pages, one manual by
+    /// Content-Type only.
     pub fn expected_documents(&self) -> Vec<ExpectedDocument> {
         truth::documents(&self.shared.catalogue)
     }
 
-    /// Site URLs a polite crawler starting from [`TestSite::seeds`] fetches: every `<a href>`
+    /// Site URLs a polite crawler starting from [`Site::seeds`] fetches: every `<a href>`
     /// target and redirect target on the site's hosts that robots.txt allows, including the
     /// bad pages and the documents. External links and robots.txt itself are not included.
     pub fn reachable_urls(&self) -> BTreeSet<String> {
         truth::walk(&self.shared.catalogue, self.revision()).reachable
+    }
+
+    /// The reachable URLs a crawl with the [`CatalogueJob`](crate::CatalogueJob) fetches:
+    /// all but the `.pdf` links, which it reports as documents without fetching them.
+    pub fn fetched_urls(&self) -> BTreeSet<String> {
+        truth::walk(&self.shared.catalogue, self.revision()).fetched()
     }
 
     /// Site URLs linked from reachable pages that robots.txt forbids (e.g. `/private/`).
@@ -332,7 +242,7 @@ impl TestSite {
     }
 }
 
-impl Drop for TestSite {
+impl Drop for Site {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
     }

@@ -1,6 +1,6 @@
-//! The known truth of a test site: its products, its documents and the pages a polite
-//! crawler reaches. Reachability is computed by walking the very pages the server renders,
-//! reading their `<a href>` links the way a browser resolves them.
+//! The known truth of a site: its products, its documents and the pages a polite crawler
+//! reaches. Reachability is computed by walking the very pages the server renders, reading
+//! their `<a href>` links the way a browser resolves them, so it holds for any shape.
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -49,7 +49,8 @@ pub(crate) fn products(catalogue: &Catalogue, revision: u32) -> Vec<ExpectedProd
         .collect()
 }
 
-/// Every linked PDF: the datasheets on product pages and the manual on host 0's home page.
+/// Every linked PDF: the datasheets on product pages and, with the bad pages, the manual on
+/// host 0's home page.
 pub(crate) fn documents(catalogue: &Catalogue) -> Vec<ExpectedDocument> {
     let mut documents: Vec<ExpectedDocument> = (0..catalogue.product_count())
         .filter(|index| catalogue.has_datasheet(*index))
@@ -59,11 +60,13 @@ pub(crate) fn documents(catalogue: &Catalogue) -> Vec<ExpectedDocument> {
             by_extension: true,
         })
         .collect();
-    documents.push(ExpectedDocument {
-        url: catalogue.url(0, paths::MANUAL),
-        linked_from: catalogue.url(0, "/"),
-        by_extension: false,
-    });
+    if catalogue.has_bad_pages() {
+        documents.push(ExpectedDocument {
+            url: catalogue.url(0, paths::MANUAL),
+            linked_from: catalogue.url(0, "/"),
+            by_extension: false,
+        });
+    }
     documents
 }
 
@@ -76,6 +79,18 @@ pub(crate) struct Walk {
     pub(crate) disallowed: BTreeSet<String>,
     /// Links to hosts the site does not serve.
     pub(crate) external: BTreeSet<String>,
+}
+
+impl Walk {
+    /// The reachable URLs the catalogue job fetches: all but the links ending in `.pdf`,
+    /// which its follow rules deny (it reports them as documents instead).
+    pub(crate) fn fetched(&self) -> BTreeSet<String> {
+        self.reachable
+            .iter()
+            .filter(|url| !url.ends_with(".pdf"))
+            .cloned()
+            .collect()
+    }
 }
 
 /// Walks from every host's home page, following links and redirects, honouring robots.txt.
@@ -91,11 +106,8 @@ pub(crate) fn walk(catalogue: &Catalogue, revision: u32) -> Walk {
         if let Some(location) = &reply.location {
             follow(catalogue, &mut walk, &mut queue, host, &path, location);
         }
-        let is_html = reply
-            .content_type
-            .is_some_and(|kind| kind.starts_with("text/html"));
         // The huge page has no links; skipping it keeps the walk fast.
-        if reply.status == 200 && is_html && route != Route::Huge {
+        if reply.status == 200 && reply.is_html() && route != Route::Huge {
             let body = String::from_utf8_lossy(&reply.body);
             for href in anchor_hrefs(&body) {
                 follow(catalogue, &mut walk, &mut queue, host, &path, href);
@@ -242,6 +254,11 @@ mod tests {
                 "/category/x.html?page=2",
                 "/category/x.html?page=3",
                 "/category/x.html?page=3",
+            ),
+            (
+                "/product/a.html",
+                "../category/x/page-1.html",
+                "/category/x/page-1.html",
             ),
             ("/a/b/c.html", "d.html", "/a/b/d.html"),
             ("/a/b/c.html", "../../../../e", "/e"),

@@ -1,12 +1,12 @@
-//! Checks that the test site serves what it claims, over real sockets, with a minimal
-//! HTTP/1.1 client so this crate needs no HTTP client dependency.
+//! The site serves what it claims, over real sockets, with a minimal HTTP/1.1 client so
+//! this crate needs no HTTP client dependency.
 
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::{RobotsMode, SiteConfig, TestSite, paths};
+use crate::{RobotsMode, Site, SiteConfig, paths};
 
 /// A response read to the end of a `Connection: close` exchange.
 struct Answer {
@@ -84,7 +84,7 @@ fn small() -> SiteConfig {
 
 #[tokio::test]
 async fn product_pages_carry_the_expected_values() {
-    let site = TestSite::start(small()).await.expect("start");
+    let site = Site::start(small()).await.expect("start");
     let expected = site.expected_products();
     assert_eq!(expected.len(), 60);
     let product = expected
@@ -108,7 +108,7 @@ async fn robots_txt_disallows_private_and_states_the_crawl_delay() {
         crawl_delay: Some(Duration::from_millis(1500)),
         ..small()
     };
-    let site = TestSite::start(config).await.expect("start");
+    let site = Site::start(config).await.expect("start");
     let answer = get(&site.url(paths::ROBOTS)).await;
     assert_eq!(answer.status, 200);
     assert!(answer.text().contains("Disallow: /private/"));
@@ -125,14 +125,14 @@ async fn robots_txt_can_be_missing_or_failing() {
             robots: mode,
             ..small()
         };
-        let site = TestSite::start(config).await.expect("start");
+        let site = Site::start(config).await.expect("start");
         assert_eq!(get(&site.url(paths::ROBOTS)).await.status, status);
     }
 }
 
 #[tokio::test]
 async fn the_redirect_loop_loops() {
-    let site = TestSite::start(small()).await.expect("start");
+    let site = Site::start(small()).await.expect("start");
     let a = get(&site.url(paths::LOOP_A)).await;
     assert_eq!((a.status, a.header("location")), (302, Some(paths::LOOP_B)));
     let b = get(&site.url(paths::LOOP_B)).await;
@@ -141,7 +141,7 @@ async fn the_redirect_loop_loops() {
 
 #[tokio::test]
 async fn the_flaky_page_fails_once_then_works() {
-    let site = TestSite::start(small()).await.expect("start");
+    let site = Site::start(small()).await.expect("start");
     assert_eq!(get(&site.url(paths::FLAKY)).await.status, 500);
     assert_eq!(get(&site.url(paths::FLAKY)).await.status, 200);
     assert_eq!(get(&site.url(paths::FLAKY)).await.status, 200);
@@ -149,7 +149,7 @@ async fn the_flaky_page_fails_once_then_works() {
 
 #[tokio::test]
 async fn the_busy_page_asks_to_retry_later() {
-    let site = TestSite::start(small()).await.expect("start");
+    let site = Site::start(small()).await.expect("start");
     let first = get(&site.url(paths::BUSY)).await;
     assert_eq!(
         (first.status, first.header("retry-after")),
@@ -160,7 +160,7 @@ async fn the_busy_page_asks_to_retry_later() {
 
 #[tokio::test]
 async fn bad_pages_answer_as_documented() {
-    let site = TestSite::start(small()).await.expect("start");
+    let site = Site::start(small()).await.expect("start");
     assert_eq!(get(&site.url(paths::MISSING)).await.status, 404);
     let huge = get(&site.url(paths::HUGE)).await;
     assert!(huge.body.len() >= 64 * 1024 - 16);
@@ -176,7 +176,7 @@ async fn bad_pages_answer_as_documented() {
 
 #[tokio::test]
 async fn the_slow_page_takes_its_time() {
-    let site = TestSite::start(small()).await.expect("start");
+    let site = Site::start(small()).await.expect("start");
     let started = std::time::Instant::now();
     assert_eq!(
         get(&format!("{}?ms=120", site.url(paths::SLOW)))
@@ -189,7 +189,7 @@ async fn the_slow_page_takes_its_time() {
 
 #[tokio::test]
 async fn the_huge_page_is_ten_megabytes_by_default() {
-    let site = TestSite::start(SiteConfig {
+    let site = Site::start(SiteConfig {
         products: 5,
         ..SiteConfig::default()
     })
@@ -203,7 +203,7 @@ async fn the_huge_page_is_ten_megabytes_by_default() {
 
 #[tokio::test]
 async fn every_product_and_document_is_reachable_and_served() {
-    let site = TestSite::start(small()).await.expect("start");
+    let site = Site::start(small()).await.expect("start");
     let reachable = site.reachable_urls();
     for product in site.expected_products() {
         assert!(reachable.contains(&product.url), "{}", product.url);
@@ -234,7 +234,7 @@ async fn every_product_and_document_is_reachable_and_served() {
 
 #[tokio::test]
 async fn requests_are_logged_with_host_path_and_agent() {
-    let site = TestSite::start(small()).await.expect("start");
+    let site = Site::start(small()).await.expect("start");
     get(&site.url("/")).await;
     get(&site.url(paths::MISSING)).await;
     let log = site.requests();
@@ -250,7 +250,7 @@ async fn requests_are_logged_with_host_path_and_agent() {
 
 #[tokio::test]
 async fn a_new_revision_changes_every_tenth_product_only() {
-    let site = TestSite::start(small()).await.expect("start");
+    let site = Site::start(small()).await.expect("start");
     let before = site.expected_products();
     site.set_revision(2);
     let after = site.expected_products();
@@ -270,7 +270,7 @@ async fn a_site_over_several_hosts_links_products_across_hosts() {
         products: 30,
         ..SiteConfig::spread_over_addresses(3)
     };
-    let site = TestSite::start(config).await.expect("start");
+    let site = Site::start(config).await.expect("start");
     let hosts = site.hosts();
     assert_eq!(hosts.len(), 3);
     assert!(hosts[1].starts_with("127.0.0.3:"));
@@ -291,7 +291,7 @@ async fn a_site_over_several_hosts_links_products_across_hosts() {
 
 #[tokio::test]
 async fn stopping_closes_the_listeners() {
-    let site = TestSite::start(small()).await.expect("start");
+    let site = Site::start(small()).await.expect("start");
     let host = site.hosts()[0].clone();
     site.stop().await;
     assert!(TcpStream::connect(host).await.is_err());
@@ -299,8 +299,41 @@ async fn stopping_closes_the_listeners() {
 
 #[tokio::test]
 async fn in_flight_requests_are_counted_per_host() {
-    let site = TestSite::start(small()).await.expect("start");
+    let site = Site::start(small()).await.expect("start");
     let slow = format!("{}?ms=150", site.url(paths::SLOW));
     let (_, _, _) = tokio::join!(get(&slow), get(&slow), get(&slow));
     assert_eq!(site.max_in_flight(0), 3);
+}
+
+#[tokio::test]
+async fn without_its_bad_pages_the_shop_crawls_clean() {
+    let config = SiteConfig {
+        bad_pages: false,
+        ..SiteConfig {
+            products: 40,
+            ..SiteConfig::spread_over(2)
+        }
+    };
+    let site = Site::start(config).await.expect("start");
+    for url in site.fetched_urls() {
+        let answer = get(&url).await;
+        assert_eq!(answer.status, 200, "{url}");
+        assert_eq!(
+            answer.header("content-type"),
+            Some("text/html; charset=utf-8"),
+            "{url}"
+        );
+    }
+    for path in [paths::LOOP_A, paths::FLAKY, paths::HUGE, paths::MANUAL] {
+        assert_eq!(get(&site.url(path)).await.status, 404, "{path}");
+    }
+    let private: std::collections::BTreeSet<String> = (0..2)
+        .map(|host| site.host_url(host, paths::PRIVATE))
+        .collect();
+    assert_eq!(site.disallowed_urls(), private);
+    assert!(
+        site.expected_documents()
+            .iter()
+            .all(|document| document.by_extension)
+    );
 }
