@@ -34,7 +34,10 @@ pub(crate) struct Product {
 pub(crate) enum Route {
     Home,
     Robots,
-    Category { category: usize, page: usize },
+    Category {
+        category: usize,
+        page: usize,
+    },
     Product(usize),
     Datasheet(usize),
     Private,
@@ -44,6 +47,8 @@ pub(crate) enum Route {
     LoopB,
     RedirectStart,
     RedirectMiddle,
+    /// Its target is in the query, read by the server.
+    RedirectTo,
     Missing,
     Flaky,
     Huge,
@@ -87,7 +92,7 @@ impl Catalogue {
             reviews: config.reviews,
             bad_pages: config.bad_pages,
             crawl_delay: config.crawl_delay,
-            robots: config.robots,
+            robots: config.robots.clone(),
             huge_bytes: config.huge_page_bytes,
             huge_page: OnceLock::new(),
             slugs: HashMap::new(),
@@ -161,9 +166,9 @@ impl Catalogue {
 
     /// Whether robots.txt, as served, lets a crawler fetch `path`.
     pub(crate) fn robots_allows(&self, path: &str) -> bool {
-        match self.robots {
+        match &self.robots {
             RobotsMode::Served => !path.starts_with(paths::PRIVATE),
-            RobotsMode::Missing => true,
+            RobotsMode::Missing | RobotsMode::Redirect(_) => true,
             // A crawler that cannot read robots.txt must assume everything is disallowed.
             RobotsMode::ServerError => false,
         }
@@ -238,6 +243,7 @@ impl Catalogue {
         let route = match path {
             "/" => Route::Home,
             paths::ROBOTS => Route::Robots,
+            paths::REDIRECT_TO => Route::RedirectTo,
             paths::PRIVATE => Route::Private,
             paths::PRIVATE_STAFF => Route::PrivateStaff,
             _ if !self.bad_pages => return None,
@@ -254,8 +260,9 @@ impl Catalogue {
             paths::BUSY => Route::Busy,
             _ => return None,
         };
-        // Only the slow page takes a query (its delay); elsewhere a query makes another URL.
-        (query.is_empty() || route == Route::Slow).then_some(route)
+        // Only the slow page (its delay) and the open redirect (its target) take a query;
+        // elsewhere a query makes another URL.
+        (query.is_empty() || matches!(route, Route::Slow | Route::RedirectTo)).then_some(route)
     }
 
     /// `<slug>/page-<n>.html` under `/category/`, when host `host` has that page.

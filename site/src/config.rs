@@ -23,7 +23,7 @@ pub const DEFAULT_SLOW_DELAY: Duration = Duration::from_secs(2);
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(2);
 
 /// How the site answers `/robots.txt`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum RobotsMode {
     /// `Disallow: /private/` for every agent, plus the configured `Crawl-delay`.
     #[default]
@@ -32,6 +32,9 @@ pub enum RobotsMode {
     Missing,
     /// 503: crawlers must assume everything is disallowed.
     ServerError,
+    /// 302 to this URL: robots.txt somewhere else, e.g. on an address a crawler must not
+    /// reach. The truth assumes the target cannot be read, so that everything is allowed.
+    Redirect(String),
 }
 
 /// The shape and behaviour of a [`Site`](crate::Site). Every field has a default; the

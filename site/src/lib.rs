@@ -33,6 +33,10 @@ pub use truth::{ExpectedDocument, ExpectedProduct};
 pub mod paths {
     /// robots.txt: `Disallow: /private/` for every agent.
     pub const ROBOTS: &str = "/robots.txt";
+    /// Redirects (302) to whatever `?location=` says: an open redirect, as an attacker uses
+    /// to lead a crawler to an address it must not reach. Linked from nowhere, so served
+    /// with or without the bad pages.
+    pub const REDIRECT_TO: &str = "/redirect/to";
     /// A page robots.txt forbids, linked from every home page.
     pub const PRIVATE: &str = "/private/";
     /// Another forbidden page, linked only from [`PRIVATE`].

@@ -276,6 +276,9 @@ async fn handle(State(context): State<HostContext>, request: Request) -> Respons
     if route == Route::Slow {
         tokio::time::sleep(slow_delay(&path, shared.config.slow_delay)).await;
     }
+    if let (Route::RedirectTo, Some(location)) = (route, redirect_location(&path)) {
+        return into_response(Reply::redirect(302, location));
+    }
     let revision = shared.revision.load(Ordering::Relaxed);
     into_response(shared.catalogue.reply(context.index, route, revision))
 }
@@ -338,6 +341,14 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// The `location` query parameter of the open redirect, decoded.
+fn redirect_location(path: &str) -> Option<String> {
+    let (_, query) = path.split_once('?')?;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == "location")
+        .map(|(_, value)| value.into_owned())
 }
 
 fn slow_delay(path: &str, default: Duration) -> Duration {

@@ -61,7 +61,7 @@ impl Reply {
         }
     }
 
-    fn redirect(status: u16, location: String) -> Self {
+    pub(crate) fn redirect(status: u16, location: String) -> Self {
         Self {
             status,
             content_type: Some(HTML),
@@ -106,6 +106,8 @@ impl Catalogue {
             Route::LoopB => Reply::redirect(302, paths::LOOP_A.to_owned()),
             Route::RedirectStart => Reply::redirect(301, paths::REDIRECT_MIDDLE.to_owned()),
             Route::RedirectMiddle => Reply::redirect(302, self.product_url(0)),
+            // The server answers it from the query; without one it leads home.
+            Route::RedirectTo => Reply::redirect(302, "/".to_owned()),
             Route::Missing | Route::NotFound => Reply::html(404, self.not_found_page(host)),
             Route::Flaky => Reply::html(200, self.plain_page(host, "Back on its feet", 40)),
             Route::Huge => Reply {
@@ -119,13 +121,14 @@ impl Catalogue {
     }
 
     fn robots_reply(&self) -> Reply {
-        match self.robots {
+        match &self.robots {
             RobotsMode::Served => Reply::bytes(
                 "text/plain; charset=utf-8",
                 Bytes::from(robots_txt(self.crawl_delay)),
             ),
             RobotsMode::Missing => Reply::html(404, "<!doctype html><title>404</title>".into()),
             RobotsMode::ServerError => Reply::html(503, "<!doctype html><title>503</title>".into()),
+            RobotsMode::Redirect(location) => Reply::redirect(302, location.clone()),
         }
     }
 

@@ -140,6 +140,35 @@ async fn the_redirect_loop_loops() {
 }
 
 #[tokio::test]
+async fn the_open_redirect_and_a_redirected_robots_txt_lead_where_they_are_told() {
+    let elsewhere = "http://127.0.0.3:9/robots.txt";
+    let site = Site::start(SiteConfig {
+        robots: RobotsMode::Redirect(elsewhere.to_owned()),
+        ..small()
+    })
+    .await
+    .expect("start");
+    let robots = get(&site.url(paths::ROBOTS)).await;
+    assert_eq!(
+        (robots.status, robots.header("location")),
+        (302, Some(elsewhere))
+    );
+    let query = "?location=http%3A%2F%2F127.0.0.3%3A9%2Fsecret";
+    let open = get(&site.url(&format!("{}{query}", paths::REDIRECT_TO))).await;
+    assert_eq!(
+        (open.status, open.header("location")),
+        (302, Some("http://127.0.0.3:9/secret"))
+    );
+    assert!(
+        !site
+            .reachable_urls()
+            .iter()
+            .any(|url| url.contains(paths::REDIRECT_TO)),
+        "the open redirect is linked from nowhere"
+    );
+}
+
+#[tokio::test]
 async fn the_flaky_page_fails_once_then_works() {
     let site = Site::start(small()).await.expect("start");
     assert_eq!(get(&site.url(paths::FLAKY)).await.status, 500);
