@@ -345,8 +345,9 @@ def run_owlmesh(args, site, shape, round_dir):
     shutil.copyfile(os.path.join(site, "job.toml"), job_path)
     up_log = open(os.path.join(round_dir, "up.log"), "w")
     pss = None
+    # nginx serves the site on loopback, which the scrapers refuse unless allowed.
     up = subprocess.Popen([binary, "up", "--data-dir", data, "--directory-listen", directory,
-                           "--dashboard-listen", dashboard],
+                           "--dashboard-listen", dashboard, "--allow-network", "127.0.0.0/8"],
                           stdout=up_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         wait_for_mesh(binary, directory, up, {"dispatcher": 2, "scraper": 3, "archiver": 2})

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use owlmesh_egress::{EgressGuard, IpNet};
 
 /// Where the directory listens unless told otherwise.
 pub(crate) const DEFAULT_DIRECTORY_LISTEN: &str = owlmesh_mesh::DEFAULT_DIRECTORY_ADDRESS;
@@ -252,12 +253,42 @@ pub(crate) struct ScraperOptions {
     /// Largest body read, in bytes; a larger page fails as too large.
     #[arg(long, env = "OWLMESH_MAX_BODY_BYTES", default_value_t = owlmesh_scraper::fetch::DEFAULT_MAX_BODY_BYTES)]
     pub(crate) max_body_bytes: u64,
+    /// Networks pages may be fetched from.
+    #[command(flatten)]
+    pub(crate) egress: EgressOptions,
+}
+
+/// Where outbound requests (pages, robots.txt, webhooks) may connect besides the public
+/// internet. The `up` launcher hands its own to every scraper and archiver.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct EgressOptions {
+    /// Allow connections into this network: a CIDR block or one address, repeatable or
+    /// comma-separated. Loopback, private, link-local, unique-local, multicast, unspecified
+    /// and cloud-metadata addresses are refused unless allowed here.
+    #[arg(
+        long = "allow-network",
+        env = "OWLMESH_ALLOW_NETWORKS",
+        value_name = "CIDR",
+        value_delimiter = ',',
+        value_parser = owlmesh_egress::parse_network
+    )]
+    pub(crate) allow_networks: Vec<IpNet>,
+}
+
+impl EgressOptions {
+    /// The guard these options describe.
+    pub(crate) fn guard(&self) -> EgressGuard {
+        EgressGuard::allowing(self.allow_networks.iter().copied())
+    }
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct ArchiverOptions {
     #[command(flatten)]
     pub(crate) service: ServiceOptions,
+    /// Networks webhooks may be delivered into.
+    #[command(flatten)]
+    pub(crate) egress: EgressOptions,
     /// Archive database: a postgres:// URL, or SQLite (default: archive.sqlite in the data folder).
     #[arg(long, env = "OWLMESH_DATABASE")]
     pub(crate) database: Option<String>,

@@ -2,7 +2,10 @@
 //! bad pages, and the catalogue job aimed at it. It needs no files and no network, so
 //! `owlmesh up --demo` shows a real crawl on a fresh machine.
 
+use std::net::{IpAddr, SocketAddr};
+
 use anyhow::Context;
+use owlmesh_egress::IpNet;
 use owlmesh_proto::v1::JobSpec;
 use owlmesh_site::{CatalogueJob, Site, SiteConfig, paths};
 
@@ -52,6 +55,20 @@ pub(crate) fn job_spec(seeds: &[String], hosts: &[String]) -> anyhow::Result<Job
     };
     owlmesh_job::parse_job_toml(&job.toml(seeds, hosts), "the demo job")
         .context("the demo job is not valid")
+}
+
+/// The networks the scrapers must be allowed into to crawl `site`: each of its loopback
+/// addresses, and nothing else of loopback.
+pub(crate) fn networks(site: &Site) -> Vec<IpNet> {
+    let mut addresses: Vec<IpAddr> = site
+        .hosts()
+        .iter()
+        .filter_map(|host| host.parse::<SocketAddr>().ok())
+        .map(|address| address.ip())
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    addresses.into_iter().map(IpNet::from).collect()
 }
 
 /// What `site` has served so far.

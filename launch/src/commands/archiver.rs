@@ -15,6 +15,7 @@ pub(crate) async fn run(options: ArchiverOptions) -> anyhow::Result<()> {
     archive.database_url = options.database;
     archive.event_retention = Some(options.event_retention);
     archive.webhooks.urls = options.webhooks;
+    archive.webhooks.egress = options.egress.guard();
     archive.jsonl_files = !options.no_jsonl;
     archive.validate()?;
     let config = ArchiverConfig {

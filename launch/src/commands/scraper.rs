@@ -17,6 +17,7 @@ pub(crate) async fn run(options: ScraperOptions) -> anyhow::Result<()> {
     config.fetch.read_timeout = options.read_timeout;
     config.fetch.request_timeout = options.request_timeout;
     config.fetch.max_body_bytes = options.max_body_bytes;
+    config.fetch.egress = options.egress.guard();
     info!(?config, "starting scraper");
     owlmesh_scraper::serve(listener, config, shutdown).await?;
     Ok(())

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use owlmesh_egress::EgressGuard;
+
 use crate::error::{ArchiverError, Result};
 use crate::validate;
 
@@ -71,6 +73,9 @@ pub struct WebhookConfig {
     pub initial_backoff: Duration,
     /// How long one request may take.
     pub timeout: Duration,
+    /// Which addresses webhooks may be delivered to; by default no loopback, private or
+    /// other special address (see [`owlmesh_egress::SpecialRange`]).
+    pub egress: EgressGuard,
 }
 
 impl Default for ArchiveConfig {
@@ -95,6 +100,7 @@ impl Default for WebhookConfig {
             attempts: DEFAULT_WEBHOOK_ATTEMPTS,
             initial_backoff: DEFAULT_WEBHOOK_BACKOFF,
             timeout: DEFAULT_WEBHOOK_TIMEOUT,
+            egress: EgressGuard::default(),
         }
     }
 }
@@ -136,6 +142,12 @@ impl ArchiveConfig {
             if !validate::is_http_url(url) {
                 return invalid(format!(
                     "webhooks.urls[{index}]: not an absolute http(s) url"
+                ));
+            }
+            let literal = url::Url::parse(url).map(|url| self.webhooks.egress.check_url(&url));
+            if let Ok(Err(blocked)) = literal {
+                return invalid(format!(
+                    "webhooks.urls[{index}]: {blocked}; allow its network with --allow-network"
                 ));
             }
         }

@@ -12,6 +12,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use common::{Harness, batch, page, pages};
+use owlmesh_archiver::ArchiveConfig;
+use owlmesh_egress::{EgressGuard, parse_network};
 use owlmesh_tests::eventually_true;
 use serde_json::{Value, json};
 
@@ -80,12 +82,19 @@ async fn start_receiver(receiver: Receiver) -> (String, tokio::task::JoinHandle<
     (format!("http://{address}/hook"), server)
 }
 
+/// The guard of an archiver run with `--allow-network 127.0.0.1`, as these tests' receivers
+/// listen there.
+fn loopback_allowed() -> EgressGuard {
+    EgressGuard::allowing([parse_network("127.0.0.1").unwrap()])
+}
+
 #[tokio::test]
 async fn webhook_retries_a_failed_post_and_delivers_every_item() {
     let receiver = Receiver::default();
     let (url, server) = start_receiver(receiver.clone()).await;
     let harness = Harness::start(|config| {
         config.webhooks.urls = vec![url];
+        config.webhooks.egress = loopback_allowed();
         config.webhooks.initial_backoff = Duration::from_millis(20);
         config.webhooks.attempts = 3;
     })
@@ -142,6 +151,7 @@ async fn webhook_gives_up_at_once_on_a_client_error() {
     let (url, server) = start_receiver(receiver.clone()).await;
     let harness = Harness::start(|config| {
         config.webhooks.urls = vec![url];
+        config.webhooks.egress = loopback_allowed();
         config.webhooks.initial_backoff = Duration::from_millis(20);
         config.webhooks.attempts = 3;
     })
@@ -161,6 +171,53 @@ async fn webhook_gives_up_at_once_on_a_client_error() {
         "500 retried, 400 not"
     );
     assert!(receiver.bodies.lock().unwrap().is_empty());
+    harness.stop().await;
+    server.abort();
+}
+
+#[test]
+fn a_webhook_on_a_loopback_address_needs_its_network_allowed() {
+    let mut config = ArchiveConfig::default();
+    config.webhooks.urls = vec!["http://127.0.0.1:9/hook".into()];
+    let error = config
+        .validate()
+        .expect_err("loopback is refused")
+        .to_string();
+    assert!(
+        error.contains("webhooks.urls[0]: blocked address 127.0.0.1 (loopback)")
+            && error.contains("--allow-network"),
+        "{error}"
+    );
+    config.webhooks.egress = loopback_allowed();
+    config.validate().expect("allowed");
+}
+
+#[tokio::test]
+async fn a_webhook_name_that_resolves_to_loopback_gets_nothing_unless_allowed() {
+    let receiver = Receiver::default();
+    let (url, server) = start_receiver(receiver.clone()).await;
+    // The same receiver under a name: only resolution shows that it is loopback.
+    let by_name = url.replace("127.0.0.1", "localhost");
+    let harness = Harness::start(|config| {
+        config.webhooks.urls = vec![by_name];
+        config.webhooks.initial_backoff = Duration::from_millis(20);
+        config.webhooks.attempts = 3;
+    })
+    .await;
+    harness
+        .archive(vec![batch(1, pages("job", 0, 2, "article"), vec![])])
+        .await;
+
+    let stats = harness.service.stats();
+    eventually_true(Duration::from_secs(10), "both items given up", || {
+        stats.snapshot().webhook_failed == 2
+    })
+    .await;
+    assert_eq!(
+        receiver.calls.load(Ordering::SeqCst),
+        0,
+        "the receiver was never connected to"
+    );
     harness.stop().await;
     server.abort();
 }

@@ -221,6 +221,11 @@ impl TestMesh {
     ) -> anyhow::Result<OwlmeshProcess> {
         let mut args = vec!["scraper".to_owned()];
         args.extend(self.common_args(format!("scraper-{index}")));
+        // The test sites are on loopback, which a scraper refuses unless allowed; a test of
+        // the guard says which networks it allows itself.
+        if !extra.contains(&"--allow-network") {
+            args.extend(["--allow-network".into(), "127.0.0.0/8".into()]);
+        }
         args.extend(extra.iter().map(|arg| arg.to_string()));
         self.start_process(&args).await
     }

@@ -32,7 +32,7 @@ use self::console::Console;
 use self::demo::{DemoContext, DemoOutcome};
 use self::plan::{Kind, MeshShape};
 use self::supervisor::Supervisor;
-use crate::cli::{DEFAULT_DATA_DIR, DEFAULT_DIRECTORY_LISTEN};
+use crate::cli::{DEFAULT_DATA_DIR, DEFAULT_DIRECTORY_LISTEN, EgressOptions};
 use crate::demo::{DEFAULT_PRODUCTS, MAX_PRODUCTS, start_shop};
 use crate::telemetry::TraceOptions;
 
@@ -68,6 +68,10 @@ pub(crate) struct UpOptions {
     /// Data folder of every service.
     #[arg(long, env = "OWLMESH_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub(crate) data_dir: PathBuf,
+    /// Networks the scrapers may fetch from and the archivers deliver webhooks into; the
+    /// demo's own loopback addresses are added with `--demo`.
+    #[command(flatten)]
+    pub(crate) egress: EgressOptions,
     /// Also serve the bundled demo website on loopback and crawl it.
     #[arg(long)]
     pub(crate) demo: bool,
@@ -151,11 +155,16 @@ async fn run_mesh(
     site: Option<Arc<Site>>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
+    let mut allowed_networks = options.egress.allow_networks.clone();
+    if let Some(site) = &site {
+        allowed_networks.extend(crate::demo::networks(site));
+    }
     let mesh = MeshShape {
         dispatchers: options.dispatchers,
         scrapers: options.scrapers,
         archivers: options.archivers,
         data_dir: setting.data_dir.clone(),
+        allowed_networks,
     };
     start_mesh(supervisor, options, &mesh, setting.dashboard.as_deref()).await?;
     let console = supervisor.console().clone();

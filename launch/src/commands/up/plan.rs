@@ -5,6 +5,8 @@ use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use owlmesh_egress::IpNet;
+
 /// The kinds of child, in the order they are stopped: workers first, so nothing is left
 /// waiting on a service that is already gone, and the directory last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -60,6 +62,8 @@ pub(super) struct MeshShape {
     pub(super) archivers: u32,
     /// Absolute, so the children's command lines name it whatever their working folder.
     pub(super) data_dir: PathBuf,
+    /// Handed to every scraper and archiver as `--allow-network`.
+    pub(super) allowed_networks: Vec<IpNet>,
 }
 
 /// Every child listens on an ephemeral port of the loopback interface and says which.
@@ -106,6 +110,7 @@ pub(super) fn services(shape: &MeshShape, directory: SocketAddr) -> Vec<ChildSpe
             "--data-dir",
         ]));
         args.push(data_dir.to_owned());
+        args.extend(allow_networks(shape));
         ChildSpec {
             kind: Kind::Archiver,
             index,
@@ -124,6 +129,7 @@ pub(super) fn services(shape: &MeshShape, directory: SocketAddr) -> Vec<ChildSpe
         ]);
         args.extend(arguments(["--id", &id, "--data-dir"]));
         args.push(data_dir.to_owned());
+        args.extend(allow_networks(shape));
         ChildSpec {
             kind: Kind::Scraper,
             index,
@@ -132,6 +138,15 @@ pub(super) fn services(shape: &MeshShape, directory: SocketAddr) -> Vec<ChildSpe
         }
     });
     dispatchers.chain(archivers).chain(scrapers).collect()
+}
+
+/// `--allow-network CIDR` for each network the shape allows.
+fn allow_networks(shape: &MeshShape) -> Vec<OsString> {
+    shape
+        .allowed_networks
+        .iter()
+        .flat_map(|network| arguments(["--allow-network", &network.to_string()]))
+        .collect()
 }
 
 /// The dashboard; `help` is its `--help` text, which says which of the common flags
@@ -181,6 +196,7 @@ mod tests {
             scrapers: 3,
             archivers: 2,
             data_dir: PathBuf::from("/data"),
+            allowed_networks: Vec::new(),
         }
     }
 
@@ -214,6 +230,20 @@ mod tests {
             line(&super::directory(directory)),
             "directory --listen 127.0.0.1:7700"
         );
+    }
+
+    #[test]
+    fn allowed_networks_reach_the_scrapers_and_archivers_only() {
+        let directory: SocketAddr = "127.0.0.1:7700".parse().unwrap();
+        let shape = MeshShape {
+            allowed_networks: vec!["10.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
+            ..shape()
+        };
+        for spec in services(&shape, directory) {
+            let allows =
+                line(&spec).ends_with("--allow-network 10.0.0.0/8 --allow-network ::1/128");
+            assert_eq!(allows, spec.kind != Kind::Dispatcher, "{}", line(&spec));
+        }
     }
 
     #[test]

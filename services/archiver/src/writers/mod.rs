@@ -48,7 +48,8 @@ impl ResultWriters {
         let webhooks = match config.webhooks.urls.is_empty() {
             true => Vec::new(),
             false => {
-                let client = webhook::http_client(config.webhooks.timeout)?;
+                let client =
+                    webhook::http_client(config.webhooks.timeout, &config.webhooks.egress)?;
                 let start = |url: &String| {
                     WebhookWriter::start(url.clone(), &config.webhooks, client.clone(), context)
                 };

@@ -2,14 +2,19 @@
 //! queue drained by a task, so a slow or dead receiver never holds up the write path; when the
 //! queue is full, items skip this webhook and are counted as dropped. Connection errors,
 //! timeouts, 408, 429 and 5xx answers are retried with exponential backoff.
+//!
+//! Deliveries pass the egress guard (the archiver's `--allow-network`): a webhook on a
+//! loopback or private address must be allowed by the operator. Redirects are not followed,
+//! and no proxy is used, so the guard sees the address each item actually goes to.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use reqwest::StatusCode;
+use owlmesh_egress::{EgressGuard, blocked_cause};
 use reqwest::header::CONTENT_TYPE;
+use reqwest::{StatusCode, redirect};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -26,10 +31,13 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 ///
 /// reqwest is built without a TLS crypto provider (`rustls-no-provider`); ring's is installed
 /// here for `https` webhooks, unless the process already installed one. Plain `http` needs none.
-pub(super) fn http_client(timeout: Duration) -> Result<reqwest::Client> {
+pub(super) fn http_client(timeout: Duration, egress: &EgressGuard) -> Result<reqwest::Client> {
     let _already_installed = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(timeout)
+        .redirect(redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(egress.resolver())
         .build()
         .map_err(|error| ArchiverError::Config(format!("webhook http client: {error}")))
 }
@@ -157,7 +165,10 @@ impl Delivery {
         let response = request
             .send()
             .await
-            .map_err(|error| Failure::Transient(error.to_string()))?;
+            .map_err(|error| match blocked_cause(&error) {
+                Some(blocked) => Failure::Permanent(blocked.to_string()),
+                None => Failure::Transient(error.to_string()),
+            })?;
         let status = response.status();
         match status {
             _ if status.is_success() => Ok(()),

@@ -6,6 +6,10 @@
 //! with a C compiler only, needs no system TLS library, and compiles faster than aws-lc.
 //! Bodies are decompressed (gzip, brotli) before the size cap applies, so a small
 //! compressed bomb is still stopped at the cap. The client speaks HTTP/1.1.
+//!
+//! Every connection passes the [`EgressGuard`]: a literal address is checked before each
+//! request (every redirect hop is a request of its own), and names resolve through the
+//! guard's resolver, so robots.txt, redirects and `Try` are held to the same networks.
 
 mod body;
 mod outcome;
@@ -15,6 +19,7 @@ use std::fmt;
 use std::sync::Once;
 use std::time::Duration;
 
+use owlmesh_egress::EgressGuard;
 use owlmesh_job::{DEFAULT_USER_AGENT, is_web_url};
 use reqwest::header::{CONTENT_TYPE, USER_AGENT};
 use reqwest::{Response, redirect as client_redirect};
@@ -52,6 +57,9 @@ pub struct FetchConfig {
     pub max_body_bytes: u64,
     /// See [`DEFAULT_MAX_REDIRECTS`].
     pub max_redirects: usize,
+    /// Which addresses may be connected to; by default no loopback, private or other
+    /// special address (see [`owlmesh_egress::SpecialRange`]).
+    pub egress: EgressGuard,
 }
 
 impl Default for FetchConfig {
@@ -63,6 +71,7 @@ impl Default for FetchConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_redirects: DEFAULT_MAX_REDIRECTS,
+            egress: EgressGuard::default(),
         }
     }
 }
@@ -126,6 +135,7 @@ impl Fetcher {
             // Crawls go straight to the hosts they are polite to, never through an
             // environment-configured proxy.
             .no_proxy()
+            .dns_resolver(config.egress.resolver())
             .tcp_nodelay(true)
             .build()
             .map_err(|error| ScraperError::HttpClient(describe(&error)))?;
@@ -175,6 +185,7 @@ impl Fetcher {
                 url: url.to_string(),
             });
         }
+        self.config.egress.check_url(url)?;
         let mut request = self.client.get(url.clone());
         if let Some(agent) = options.user_agent {
             request = request.header(USER_AGENT, agent);

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use owlmesh_egress::{BlockedAddress, blocked_cause};
 use owlmesh_job::media_type;
 use reqwest::Response;
 use reqwest::header::RETRY_AFTER;
@@ -128,6 +129,9 @@ pub enum FetchError {
         /// The refused target, absolute.
         location: String,
     },
+    /// The address to connect to is outside the networks this scraper may reach.
+    #[error(transparent)]
+    Blocked(#[from] BlockedAddress),
     /// The body is larger than the cap.
     #[error("body too large: more than {limit} bytes")]
     TooLarge {
@@ -230,6 +234,9 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 
 /// Sorts a client error into the failure kinds, keeping its explanation.
 pub(super) fn classify(error: &reqwest::Error) -> FetchError {
+    if let Some(blocked) = blocked_cause(error) {
+        return FetchError::Blocked(blocked.clone());
+    }
     let reason = describe(error);
     if error.is_timeout() {
         FetchError::Timeout { reason }
@@ -319,6 +326,10 @@ mod tests {
                 url: "http://a/".into(),
             },
             FetchError::TooLarge { limit: 1 },
+            FetchError::Blocked(BlockedAddress {
+                address: std::net::Ipv4Addr::LOCALHOST.into(),
+                range: owlmesh_egress::SpecialRange::Loopback,
+            }),
         ];
         assert!(transient.iter().all(FetchError::is_transient));
         assert!(!permanent.iter().any(FetchError::is_transient));

@@ -5,7 +5,7 @@ use std::time::Duration;
 use owlmesh_proto::v1::field_value;
 use owlmesh_site::{Site, SiteConfig, paths};
 
-use super::{AGENT, catalogue_spec, fetcher, small_site, url};
+use super::{AGENT, catalogue_spec, fetcher, small_site, test_fetch_config, url};
 use owlmesh_job::CompiledJob;
 
 use crate::extract;
@@ -128,7 +128,7 @@ async fn too_many_redirects_fail_at_the_limit() {
     let site = Site::start(small_site()).await.expect("site");
     let fetcher = Fetcher::new(FetchConfig {
         max_redirects: 1,
-        ..FetchConfig::default()
+        ..test_fetch_config()
     })
     .expect("fetcher");
     let failure = fetcher
@@ -279,7 +279,7 @@ async fn a_slow_page_times_out_under_a_short_read_timeout() {
     .expect("site");
     let fetcher = Fetcher::new(FetchConfig {
         read_timeout: Duration::from_millis(200),
-        ..FetchConfig::default()
+        ..test_fetch_config()
     })
     .expect("fetcher");
     let started = std::time::Instant::now();

@@ -1,12 +1,14 @@
 //! Tests of the library against the local test site, over real sockets.
 
 mod crawl;
+mod egress;
 mod fetch;
 mod politeness;
 mod robots;
 
 use std::time::Duration;
 
+use owlmesh_egress::{EgressGuard, parse_network};
 use owlmesh_proto::v1::JobSpec;
 use owlmesh_site::{CatalogueJob, SiteConfig};
 use url::Url;
@@ -39,15 +41,29 @@ pub(crate) fn small_site() -> SiteConfig {
     }
 }
 
-/// A fetcher with a 1 MiB cap and short timeouts, so bad pages fail fast.
+/// A fetcher with a 1 MiB cap and short timeouts, so bad pages fail fast, allowed into
+/// loopback where the test sites are.
 pub(crate) fn fetcher() -> Fetcher {
     Fetcher::new(FetchConfig {
         user_agent: AGENT.into(),
         read_timeout: Duration::from_secs(5),
         max_body_bytes: 1024 * 1024,
-        ..FetchConfig::default()
+        ..test_fetch_config()
     })
     .expect("fetcher")
+}
+
+/// The default fetch settings, with loopback allowed (`--allow-network 127.0.0.0/8`).
+pub(crate) fn test_fetch_config() -> FetchConfig {
+    FetchConfig {
+        egress: allowing("127.0.0.0/8"),
+        ..FetchConfig::default()
+    }
+}
+
+/// The guard of a scraper run with `--allow-network network`.
+pub(crate) fn allowing(network: &str) -> EgressGuard {
+    EgressGuard::allowing([parse_network(network).expect("a network")])
 }
 
 pub(crate) fn url(text: &str) -> Url {

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use owlmesh_directory::DirectoryConfig;
+use owlmesh_egress::{EgressGuard, parse_network};
 use owlmesh_mesh::client::MembershipWatcher;
 use owlmesh_mesh::grpc::GrpcServer;
 use owlmesh_mesh::{MemberConfig, MeshMember};
@@ -128,6 +129,8 @@ impl Mesh {
         config.directories = vec![self.directory.clone()];
         config.fetch.user_agent = AGENT.into();
         config.fetch.read_timeout = Duration::from_secs(5);
+        // The test sites are on loopback, which a scraper refuses unless allowed.
+        config.fetch.egress = EgressGuard::allowing([parse_network("127.0.0.0/8").expect("valid")]);
         change(&mut config);
         let shutdown = CancellationToken::new();
         let serving = tokio::spawn(owlmesh_scraper::serve(listener, config, shutdown.clone()));
