@@ -4,18 +4,21 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use owlmesh_mesh::client::{ChannelOptions, FailoverChannel, MembershipWatcher, endpoint};
+use owlmesh_mesh::MeshError;
+use owlmesh_mesh::auth::MeshChannel;
+use owlmesh_mesh::client::{
+    ChannelOptions, FailoverChannel, MembershipWatcher, connect, connect_lazy,
+};
 use owlmesh_proto::v1::directory_client::DirectoryClient;
 use owlmesh_proto::v1::dispatcher_client::DispatcherClient;
 use owlmesh_proto::v1::{Instance, ListRequest, ResolveRequest};
-use tonic::transport::Channel;
 
 /// How long one call may take before the CLI gives up on an instance.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A connection to a running mesh.
 pub(crate) struct Mesh {
-    directory: DirectoryClient<Channel>,
+    directory: DirectoryClient<MeshChannel>,
     address: String,
 }
 
@@ -27,14 +30,17 @@ impl Mesh {
                 request_timeout: Some(CALL_TIMEOUT),
                 ..Default::default()
             };
-            let Ok(endpoint) = endpoint(address, &options) else {
-                bail!("--directory {address:?} is not host:port");
-            };
-            if let Ok(channel) = endpoint.connect().await {
-                return Ok(Self {
-                    directory: DirectoryClient::new(channel),
-                    address: address.clone(),
-                });
+            match connect(address, &options).await {
+                Ok(channel) => {
+                    return Ok(Self {
+                        directory: DirectoryClient::new(channel),
+                        address: address.clone(),
+                    });
+                }
+                Err(MeshError::InvalidArgument { .. }) => {
+                    bail!("--directory {address:?} is not host:port")
+                }
+                Err(_) => {}
             }
         }
         bail!(
@@ -44,7 +50,7 @@ impl Mesh {
     }
 
     /// The directory client.
-    pub(crate) fn directory(&self) -> DirectoryClient<Channel> {
+    pub(crate) fn directory(&self) -> DirectoryClient<MeshChannel> {
         self.directory.clone()
     }
 
@@ -81,7 +87,7 @@ impl Mesh {
     /// Calls the primary dispatcher (or the next one in order if it does not answer).
     pub(crate) async fn with_dispatcher<T, F, Fut>(&self, call: F) -> anyhow::Result<T>
     where
-        F: FnMut(DispatcherClient<Channel>) -> Fut,
+        F: FnMut(DispatcherClient<MeshChannel>) -> Fut,
         Fut: Future<Output = Result<T, tonic::Status>>,
     {
         let dispatchers = self.dispatchers().await?;
@@ -93,8 +99,8 @@ impl Mesh {
     }
 
     /// A channel to one instance (for streams, no request deadline).
-    pub(crate) fn channel(&self, instance: &Instance) -> anyhow::Result<Channel> {
-        Ok(endpoint(&instance.address, &ChannelOptions::default())?.connect_lazy())
+    pub(crate) fn channel(&self, instance: &Instance) -> anyhow::Result<MeshChannel> {
+        Ok(connect_lazy(&instance.address, &ChannelOptions::default())?)
     }
 }
 

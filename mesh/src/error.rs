@@ -21,6 +21,9 @@ pub enum MeshError {
     /// A call to another instance failed.
     #[error("{0}")]
     Status(#[from] tonic::Status),
+    /// A token or token file is unusable: the reason names the file and line.
+    #[error("{0}")]
+    Credentials(String),
 }
 
 /// Shorthand for results of this crate.
@@ -30,7 +33,9 @@ impl From<MeshError> for tonic::Status {
     fn from(error: MeshError) -> Self {
         match error {
             MeshError::InvalidArgument { .. } => Self::invalid_argument(error.to_string()),
-            MeshError::Transport(_) | MeshError::Io(_) => Self::internal(error.to_string()),
+            MeshError::Transport(_) | MeshError::Io(_) | MeshError::Credentials(_) => {
+                Self::internal(error.to_string())
+            }
             MeshError::Status(status) => status,
         }
     }

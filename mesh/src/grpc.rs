@@ -1,6 +1,7 @@
 //! The gRPC server every owlmesh service runs: its own services, plus `grpc.health.v1` and
 //! server reflection (v1 and v1alpha) so `grpcurl list` and `describe` work everywhere, and
-//! the caller's trace continued on every call that carries one.
+//! the caller's trace continued on every call that carries one, and every call's token
+//! checked (see [`crate::auth`]).
 //!
 //! Reflection advertises only the services this port serves, and a call of any other
 //! service answers UNIMPLEMENTED with a message that says what is served here.
@@ -22,6 +23,7 @@ use tonic_health::server::HealthReporter;
 use tonic_reflection::pb::{v1, v1alpha};
 
 use crate::Result;
+use crate::auth::{self, AuthLayer};
 
 /// A gRPC server under construction: health is already in, reflection is added when it
 /// serves, once every service it advertises is known.
@@ -132,6 +134,7 @@ impl GrpcServer {
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
             .layer(crate::trace_layer::layer())
+            .layer(AuthLayer::new(auth::identity().trusted))
             .add_routes(self.into_routes())
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
             .await?;

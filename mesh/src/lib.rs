@@ -14,8 +14,10 @@
 //! - [`trace_context`] carries W3C trace context across the mesh, in call metadata and in
 //!   the messages that carry work; [`trace_layer`] continues it on every server.
 //! - [`clock`]: the Unix-millisecond clock of every timestamp on the wire.
+//! - [`auth`]: bearer tokens and roles, checked on every server, sent by every client.
 
 mod address;
+pub mod auth;
 pub mod client;
 pub mod clock;
 mod error;

@@ -9,7 +9,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use owlmesh_mesh::client::{ChannelOptions, MembershipView, MembershipWatcher, endpoint};
+use owlmesh_mesh::auth::MeshChannel;
+use owlmesh_mesh::client::{ChannelOptions, MembershipView, MembershipWatcher, connect_lazy};
 use owlmesh_mesh::clock::unix_ms;
 use owlmesh_proto::v1::directory_client::DirectoryClient;
 use owlmesh_proto::v1::dispatcher_client::DispatcherClient;
@@ -18,7 +19,6 @@ use owlmesh_proto::v1::{GetStatsRequest, Instance, Job, ListJobsRequest, ListReq
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 use tracing::debug;
 
 use crate::dashboard::Dashboard;
@@ -32,7 +32,7 @@ pub(crate) struct Poller {
     directories: Vec<String>,
     interval: Duration,
     timeout: Duration,
-    channels: HashMap<String, Channel>,
+    channels: HashMap<String, MeshChannel>,
     primary: watch::Sender<Option<String>>,
 }
 
@@ -121,7 +121,7 @@ impl Poller {
         let primary = self.primary.borrow().clone();
         let jobs_channel = primary.and_then(|address| self.channel(&address));
         let addresses = self.directories.clone();
-        let directories: Vec<Channel> = addresses
+        let directories: Vec<MeshChannel> = addresses
             .iter()
             .filter_map(|address| self.channel(address))
             .collect();
@@ -138,7 +138,7 @@ impl Poller {
     }
 
     /// The pooled channel to `address`; `None` when the address cannot be dialled at all.
-    fn channel(&mut self, address: &str) -> Option<Channel> {
+    fn channel(&mut self, address: &str) -> Option<MeshChannel> {
         if let Some(channel) = self.channels.get(address) {
             return Some(channel.clone());
         }
@@ -146,7 +146,7 @@ impl Poller {
             connect_timeout: self.timeout,
             request_timeout: None,
         };
-        let channel = endpoint(address, &options).ok()?.connect_lazy();
+        let channel = connect_lazy(address, &options).ok()?;
         self.channels.insert(address.to_owned(), channel.clone());
         Some(channel)
     }
@@ -196,7 +196,7 @@ fn targets(view: &MembershipView, directories: &[String]) -> Vec<Target> {
 
 /// Every live instance with the load of its latest heartbeat, from the first directory that
 /// answers in time.
-async fn list_members(directories: Vec<Channel>, timeout: Duration) -> Option<Vec<Instance>> {
+async fn list_members(directories: Vec<MeshChannel>, timeout: Duration) -> Option<Vec<Instance>> {
     let first_answer = async {
         for channel in directories {
             let request = ListRequest {
@@ -234,7 +234,7 @@ fn refresh_loads(targets: &mut [Target], listed: Option<Vec<Instance>>) {
 
 /// The primary's jobs, or `None` when there is no primary or it did not answer in time
 /// (the picture then keeps the jobs it had).
-async fn list_jobs(channel: Option<Channel>, timeout: Duration) -> Option<Vec<Job>> {
+async fn list_jobs(channel: Option<MeshChannel>, timeout: Duration) -> Option<Vec<Job>> {
     let mut client = DispatcherClient::new(channel?);
     match tokio::time::timeout(timeout, client.list_jobs(ListJobsRequest {})).await {
         Ok(Ok(response)) => Some(response.into_inner().jobs),
@@ -247,7 +247,7 @@ async fn list_jobs(channel: Option<Channel>, timeout: Duration) -> Option<Vec<Jo
 }
 
 /// One instance's stats, or why there are none.
-async fn get_stats(channel: Option<Channel>, timeout: Duration) -> Result<Stats, String> {
+async fn get_stats(channel: Option<MeshChannel>, timeout: Duration) -> Result<Stats, String> {
     let channel = channel.ok_or("the address cannot be dialled")?;
     let mut client = TelemetryClient::new(channel);
     match tokio::time::timeout(timeout, client.get_stats(GetStatsRequest {})).await {

@@ -1,11 +1,12 @@
-//! One reusable gRPC channel per instance address.
+//! One reusable gRPC channel per instance address, each carrying this process's token.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
+use crate::auth::{self, MeshChannel};
 use crate::{MeshError, Result};
 
 /// How long to wait for a TCP connection before trying the next instance.
@@ -32,7 +33,7 @@ impl Default for ChannelOptions {
 /// Channels by address, created lazily and reused: one HTTP/2 connection per instance.
 #[derive(Debug, Clone, Default)]
 pub struct ChannelPool {
-    channels: Arc<Mutex<HashMap<String, Channel>>>,
+    channels: Arc<Mutex<HashMap<String, MeshChannel>>>,
     options: ChannelOptions,
 }
 
@@ -46,19 +47,19 @@ impl ChannelPool {
     }
 
     /// The channel to `address` (host:port), created on first use.
-    pub fn get(&self, address: &str) -> Result<Channel> {
+    pub fn get(&self, address: &str) -> Result<MeshChannel> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(channel) = channels.get(address) {
             return Ok(channel.clone());
         }
-        let channel = endpoint(address, &self.options)?.connect_lazy();
+        let channel = connect_lazy(address, &self.options)?;
         channels.insert(address.to_owned(), channel.clone());
         Ok(channel)
     }
 }
 
 /// An endpoint for `address` (host:port) with the given timeouts.
-pub fn endpoint(address: &str, options: &ChannelOptions) -> Result<Endpoint> {
+fn endpoint(address: &str, options: &ChannelOptions) -> Result<Endpoint> {
     let endpoint = Endpoint::from_shared(format!("http://{address}")).map_err(|error| {
         MeshError::InvalidArgument {
             field: "address",
@@ -74,4 +75,16 @@ pub fn endpoint(address: &str, options: &ChannelOptions) -> Result<Endpoint> {
         Some(timeout) => endpoint.timeout(timeout),
         None => endpoint,
     })
+}
+
+/// A channel to `address` that connects on first use; its calls carry this process's token.
+pub fn connect_lazy(address: &str, options: &ChannelOptions) -> Result<MeshChannel> {
+    let channel = endpoint(address, options)?.connect_lazy();
+    Ok(auth::identity().credentials.attach(channel))
+}
+
+/// A channel to `address`, connected now; its calls carry this process's token.
+pub async fn connect(address: &str, options: &ChannelOptions) -> Result<MeshChannel> {
+    let channel = endpoint(address, options)?.connect().await?;
+    Ok(auth::identity().credentials.attach(channel))
 }

@@ -10,8 +10,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::auth::MeshChannel;
 use owlmesh_proto::v1::Instance;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tracing::warn;
 
@@ -60,7 +60,7 @@ impl FailoverChannel {
     /// (UNAVAILABLE, DEADLINE_EXCEEDED, a client-side timeout) are returned as they are.
     pub async fn call<T, F, Fut>(&self, mut call: F) -> Result<T, Status>
     where
-        F: FnMut(Channel, Instance) -> Fut,
+        F: FnMut(MeshChannel, Instance) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
         let mut last_error = None;

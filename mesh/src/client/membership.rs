@@ -11,7 +11,7 @@ use tonic::Status;
 use tracing::{debug, warn};
 
 use super::backoff::Backoff;
-use super::channels::{ChannelOptions, endpoint};
+use super::channels::{ChannelOptions, connect_lazy};
 use crate::client::failover::sort_failover;
 use crate::ring::HashRouter;
 
@@ -140,9 +140,7 @@ async fn watch_one(
     sender: &watch::Sender<Arc<MembershipView>>,
     backoff: &mut Backoff,
 ) -> Result<(), Status> {
-    let channel = endpoint(directory, &ChannelOptions::default())
-        .map_err(Status::from)?
-        .connect_lazy();
+    let channel = connect_lazy(directory, &ChannelOptions::default()).map_err(Status::from)?;
     let mut client = DirectoryClient::new(channel);
     let request = ListRequest {
         kind: kind.to_owned(),

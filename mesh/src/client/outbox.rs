@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use tracing::{debug, warn};
 
-use super::channels::{ChannelOptions, endpoint};
+use super::channels::{ChannelOptions, connect_lazy};
 use super::membership::MembershipWatcher;
 
 /// Items (pages and events) the outbox holds at most, unless configured otherwise.
@@ -367,9 +367,8 @@ impl Shard {
         queue: &mut mpsc::Receiver<Item>,
         held: &mut Held,
     ) -> Result<(), Status> {
-        let channel = endpoint(&self.address, &ChannelOptions::default())
-            .map_err(Status::from)?
-            .connect_lazy();
+        let channel =
+            connect_lazy(&self.address, &ChannelOptions::default()).map_err(Status::from)?;
         let (batches, receiver) = mpsc::channel(BATCHES_IN_FLIGHT);
         let mut acks = ArchiverClient::new(channel)
             .archive(ReceiverStream::new(receiver))

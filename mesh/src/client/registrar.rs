@@ -13,12 +13,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tracing::{debug, info, warn};
 
 use super::backoff::Backoff;
-use super::channels::{ChannelOptions, endpoint};
+use super::channels::{ChannelOptions, connect_lazy};
+use crate::auth::MeshChannel;
 
 /// How long a graceful deregistration may take per directory.
 const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(1);
@@ -123,8 +123,8 @@ struct Session {
 impl Session {
     async fn run(mut self) {
         let options = ChannelOptions::default();
-        let channel = match endpoint(&self.directory, &options) {
-            Ok(endpoint) => endpoint.connect_lazy(),
+        let channel = match connect_lazy(&self.directory, &options) {
+            Ok(channel) => channel,
             Err(error) => {
                 warn!(directory = %self.directory, %error, "cannot register");
                 return;
@@ -162,7 +162,7 @@ impl Session {
     /// Registers, then heartbeats until stopped (`Ok`) or the session fails (`Err`).
     async fn keep_alive(
         &mut self,
-        client: &mut DirectoryClient<Channel>,
+        client: &mut DirectoryClient<MeshChannel>,
         lease_id: &mut Option<String>,
         backoff: &mut Backoff,
     ) -> Result<(), Status> {
@@ -183,7 +183,7 @@ impl Session {
 
     async fn heartbeat(
         &mut self,
-        client: &mut DirectoryClient<Channel>,
+        client: &mut DirectoryClient<MeshChannel>,
         lease_id: &str,
         heartbeat_ms: u32,
     ) -> Result<(), Status> {

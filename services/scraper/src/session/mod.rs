@@ -20,7 +20,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use owlmesh_mesh::client::{Backoff, ChannelOptions, MembershipWatcher, endpoint};
+use owlmesh_mesh::client::{Backoff, ChannelOptions, MembershipWatcher, connect_lazy};
 use owlmesh_proto::v1::dispatcher_client::DispatcherClient;
 use owlmesh_proto::v1::work_message::Message as Inbound;
 use owlmesh_proto::v1::worker_message::Message as Outbound;
@@ -180,8 +180,8 @@ impl WorkLink {
     /// Says hello to `dispatcher`; `None` when it refuses, does not answer, or the link was
     /// stopped.
     async fn open(&mut self, dispatcher: &Instance) -> Option<Opened> {
-        let channel = match endpoint(&dispatcher.address, &ChannelOptions::default()) {
-            Ok(endpoint) => endpoint.connect_lazy(),
+        let channel = match connect_lazy(&dispatcher.address, &ChannelOptions::default()) {
+            Ok(channel) => channel,
             Err(error) => {
                 warn!(dispatcher = %dispatcher.id, %error, "cannot dial the dispatcher");
                 return None;
