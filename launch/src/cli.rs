@@ -66,6 +66,23 @@ impl Command {
             }
         }
     }
+
+    /// The client options of a command that talks to a running mesh.
+    pub(crate) fn client(&self) -> Option<&ClientOptions> {
+        match self {
+            Self::Job(options) => Some(&options.client),
+            Self::Export(options) => Some(&options.client),
+            Self::Services(options) => Some(options),
+            Self::Route(options) => Some(&options.client),
+            Self::Try(options) => Some(&options.client),
+            Self::Directory(_)
+            | Self::Dispatcher(_)
+            | Self::Scraper(_)
+            | Self::Archiver(_)
+            | Self::Monitoring(_)
+            | Self::Up(_) => None,
+        }
+    }
 }
 
 /// Options of every command that talks to a running mesh.
@@ -77,6 +94,32 @@ pub(crate) struct ClientOptions {
     /// Machine-readable output: one JSON document on stdout.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) tokens: TokenOptions,
+}
+
+/// The token a command sends. Without either flag, `./owlmesh-data/token` when it exists
+/// (the file `owlmesh up` makes), else none.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct TokenOptions {
+    /// Token file: one token per line, `TOKEN [ROLE,…]` (roles: member, operator, reader;
+    /// none written means all). A service accepts every token of it; a command sends the
+    /// first.
+    #[arg(long, global = true, env = "OWLMESH_TOKEN_FILE", value_name = "FILE")]
+    pub(crate) token_file: Option<PathBuf>,
+    /// A token with every role; it wins over a token file.
+    #[arg(long, global = true, env = "OWLMESH_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+}
+
+/// The tokens a service accepts (and the first, which it sends to the others).
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct ServiceTokenOptions {
+    #[command(flatten)]
+    pub(crate) tokens: TokenOptions,
+    /// Accept every call without a token. For a mesh that only trusted processes can reach.
+    #[arg(long, env = "OWLMESH_INSECURE_NO_AUTH")]
+    pub(crate) insecure_no_auth: bool,
 }
 
 #[derive(Debug, Args)]
@@ -200,6 +243,8 @@ pub(crate) struct DirectoryOptions {
     /// Lease TTL: an instance that stops heartbeating leaves the mesh after this long.
     #[arg(long, env = "OWLMESH_LEASE_TTL", default_value = "3s", value_parser = parse_duration)]
     pub(crate) lease_ttl: Duration,
+    #[command(flatten)]
+    pub(crate) auth: ServiceTokenOptions,
 }
 
 /// Options every mesh service takes.
@@ -214,9 +259,12 @@ pub(crate) struct ServiceOptions {
     /// Instance id in the directory; default: the kind and the bound port, e.g. scraper-7801.
     #[arg(long, env = "OWLMESH_ID")]
     pub(crate) id: Option<String>,
-    /// Data folder: SQLite files, JSON lines output.
+    /// Data folder: SQLite files, JSON lines output, and the token file looked for when
+    /// neither --token-file nor --token is given.
     #[arg(long, env = "OWLMESH_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub(crate) data_dir: PathBuf,
+    #[command(flatten)]
+    pub(crate) auth: ServiceTokenOptions,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod demo;
+mod identity;
 mod logging;
 mod mesh;
 mod output;
@@ -57,6 +58,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command, trace: telemetry::TraceOptions) -> anyhow::Result<()> {
+    if let Some(client) = command.client() {
+        identity::install_for_client(&client.tokens)?;
+    }
     match command {
         Command::Directory(options) => commands::directory::run(options).await,
         Command::Dispatcher(options) => commands::dispatcher::run(options).await,

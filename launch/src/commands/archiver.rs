@@ -9,6 +9,7 @@ use crate::cli::ArchiverOptions;
 pub(crate) async fn run(options: ArchiverOptions) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::on_signal()?;
     let service = options.service;
+    crate::identity::install_for_service(&service.auth, &service.data_dir)?;
     let listener = super::bind("archiver", service.listen).await?;
     let id = super::instance_id("archiver", service.id, &listener);
     let mut archive = ArchiveConfig::with_data_dir(&service.data_dir);

@@ -9,6 +9,7 @@ use crate::cli::DispatcherOptions;
 pub(crate) async fn run(options: DispatcherOptions) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::on_signal()?;
     let service = options.service;
+    crate::identity::install_for_service(&service.auth, &service.data_dir)?;
     let listener = super::bind("dispatcher", service.listen).await?;
     let id = super::instance_id("dispatcher", service.id, &listener);
     let mut config = DispatcherConfig::new(id, &service.data_dir);

@@ -34,6 +34,7 @@ pub(crate) struct MonitoringOptions {
 pub(crate) async fn run(options: MonitoringOptions) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::on_signal()?;
     let service = options.service;
+    crate::identity::install_for_service(&service.auth, &service.data_dir)?;
     let listener = super::bind("monitoring", service.listen).await?;
     outln!("dashboard: http://{}/", listener.local_addr()?)?;
     let config = MonitoringConfig {

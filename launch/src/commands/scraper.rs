@@ -9,6 +9,7 @@ use crate::cli::ScraperOptions;
 pub(crate) async fn run(options: ScraperOptions) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::on_signal()?;
     let service = options.service;
+    crate::identity::install_for_service(&service.auth, &service.data_dir)?;
     let listener = super::bind("scraper", service.listen).await?;
     let mut config = ScraperConfig::new(super::instance_id("scraper", service.id, &listener));
     config.directories = service.directory;

@@ -32,7 +32,7 @@ use self::console::Console;
 use self::demo::{DemoContext, DemoOutcome};
 use self::plan::{Kind, MeshShape};
 use self::supervisor::Supervisor;
-use crate::cli::{DEFAULT_DATA_DIR, DEFAULT_DIRECTORY_LISTEN, EgressOptions};
+use crate::cli::{DEFAULT_DATA_DIR, DEFAULT_DIRECTORY_LISTEN, EgressOptions, ServiceTokenOptions};
 use crate::demo::{DEFAULT_PRODUCTS, MAX_PRODUCTS, start_shop};
 use crate::telemetry::TraceOptions;
 
@@ -68,6 +68,9 @@ pub(crate) struct UpOptions {
     /// Data folder of every service.
     #[arg(long, env = "OWLMESH_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub(crate) data_dir: PathBuf,
+    /// The tokens of the mesh; without one, `<data-dir>/token` (made if missing).
+    #[command(flatten)]
+    pub(crate) auth: ServiceTokenOptions,
     /// Networks the scrapers may fetch from and the archivers deliver webhooks into; the
     /// demo's own loopback addresses are added with `--demo`.
     #[command(flatten)]
@@ -96,8 +99,10 @@ pub(crate) async fn run(options: UpOptions, trace: TraceOptions) -> anyhow::Resu
         true => Some(Arc::new(start_shop(options.demo_products).await?)),
         false => None,
     };
+    let mut environment = trace.child_environment();
+    environment.extend(setting.tokens.child_environment());
     let launcher = Launcher::new(setting.executable.clone(), setting.data_dir.join("logs"))
-        .with_environment(trace.child_environment());
+        .with_environment(environment);
     let mut supervisor = Supervisor::new(launcher, console.clone());
     let result = run_mesh(&mut supervisor, &options, &setting, site.clone(), &shutdown).await;
     let stopping = match result {
@@ -127,12 +132,99 @@ struct Setting {
     executable: PathBuf,
     /// The dashboard's `--help` text, when this build has a dashboard.
     dashboard: Option<String>,
+    /// How the children prove who they are.
+    tokens: MeshTokens,
+}
+
+/// The mesh's tokens, settled before anything starts.
+struct MeshTokens {
+    /// `--token`, handed on as it is.
+    given: Option<String>,
+    /// The token file: `--token-file`, or `<data-dir>/token`, which `up` makes if missing.
+    file: Option<PathBuf>,
+    /// Whether `up` made the file just now.
+    created: bool,
+    /// `--insecure-no-auth`: the children check no token.
+    insecure: bool,
+    /// The token every child sends: the given one or the file's first.
+    own: Option<String>,
+}
+
+impl MeshTokens {
+    /// Reads or makes the tokens, and installs the one `up` itself sends (for the demo).
+    fn settle(options: &ServiceTokenOptions, data_dir: &Path) -> anyhow::Result<Self> {
+        let tokens = &options.tokens;
+        let mut settled = Self {
+            given: tokens.token.clone(),
+            file: None,
+            created: false,
+            insecure: options.insecure_no_auth,
+            own: None,
+        };
+        if settled.given.is_none() {
+            let path = match &tokens.token_file {
+                Some(path) => std::path::absolute(path)?,
+                None => crate::identity::default_token_file(data_dir),
+            };
+            if tokens.token_file.is_none() && !options.insecure_no_auth && !path.exists() {
+                owlmesh_mesh::auth::create_token_file(&path)?;
+                settled.created = true;
+            }
+            settled.file = path.exists().then_some(path);
+        }
+        let file_options = crate::cli::TokenOptions {
+            token_file: settled.file.clone(),
+            token: settled.given.clone(),
+        };
+        settled.own = crate::identity::tokens(&file_options, data_dir)?
+            .map(|tokens| tokens.own().expose().to_owned());
+        crate::identity::install_for_client(&file_options)?;
+        Ok(settled)
+    }
+
+    /// The dashboard's address with the token a browser brings once, `/?token=…`.
+    fn dashboard_link(&self, address: SocketAddr) -> String {
+        match (&self.own, self.insecure) {
+            (Some(token), false) => format!("http://{address}/?token={token}"),
+            _ => format!("http://{address}/"),
+        }
+    }
+
+    /// The variables that give every child the same tokens.
+    fn child_environment(&self) -> Vec<(&'static str, String)> {
+        let mut environment = Vec::new();
+        if let Some(token) = &self.given {
+            environment.push(("OWLMESH_TOKEN", token.clone()));
+        }
+        if let Some(file) = &self.file {
+            environment.push(("OWLMESH_TOKEN_FILE", file.display().to_string()));
+        }
+        if self.insecure {
+            environment.push(("OWLMESH_INSECURE_NO_AUTH", "true".to_owned()));
+        }
+        environment
+    }
+
+    /// What the console says about them.
+    fn describe(&self) -> String {
+        match (&self.given, &self.file) {
+            _ if self.insecure => "tokens: none checked (--insecure-no-auth)".to_owned(),
+            (Some(_), _) => "token: the one given with --token".to_owned(),
+            (None, Some(file)) => format!(
+                "token: {}{} (commands run from this folder use it; elsewhere give --token-file)",
+                file.display(),
+                if self.created { ", made now" } else { "" }
+            ),
+            (None, None) => "tokens: none".to_owned(),
+        }
+    }
 }
 
 impl Setting {
     /// Prepares the data folder and checks that the fixed addresses are free.
     async fn prepare(options: &UpOptions) -> anyhow::Result<Self> {
         let data_dir = prepare_data_dir(&options.data_dir)?;
+        let tokens = MeshTokens::settle(&options.auth, &data_dir)?;
         ensure_free(options.directory_listen, "--directory-listen").await?;
         let executable = std::env::current_exe().context("cannot find the owlmesh executable")?;
         let dashboard = dashboard_help(&executable).await;
@@ -143,6 +235,7 @@ impl Setting {
             data_dir,
             executable,
             dashboard,
+            tokens,
         })
     }
 }
@@ -173,6 +266,7 @@ async fn run_mesh(
         supervisor,
         &setting.data_dir,
         setting.dashboard.is_some(),
+        &setting.tokens,
     );
     let demo = site.map(|site| spawn_demo(site, supervisor, options, &setting.data_dir, &console));
     supervise(supervisor, demo, shutdown, options, &console).await
@@ -269,7 +363,13 @@ async fn start_mesh(
 }
 
 /// Where everything listens, where the logs go, and the dashboard's URL.
-fn print_table(console: &Console, supervisor: &Supervisor, data_dir: &Path, dashboard: bool) {
+fn print_table(
+    console: &Console,
+    supervisor: &Supervisor,
+    data_dir: &Path,
+    dashboard: bool,
+    tokens: &MeshTokens,
+) {
     let listings = supervisor.listings();
     console.line(format!(
         "owlmesh is up: {} processes on this machine, data in {}",
@@ -290,7 +390,7 @@ fn print_table(console: &Console, supervisor: &Supervisor, data_dir: &Path, dash
         ));
     }
     match supervisor.address_of(Kind::Monitoring) {
-        Some(address) => console.line(format!("dashboard: http://{address}/")),
+        Some(address) => console.line(format!("dashboard: {}", tokens.dashboard_link(address))),
         None if dashboard => console.line("dashboard: not running (see above)"),
         None => console.line("dashboard: not available in this build (no `owlmesh monitoring`)"),
     }
@@ -300,6 +400,7 @@ fn print_table(console: &Console, supervisor: &Supervisor, data_dir: &Path, dash
             "talk to it with --directory {directory} (or OWLMESH_DIRECTORY={directory})"
         ));
     }
+    console.line(tokens.describe());
     console.line("press Ctrl-C to stop the mesh");
 }
 
