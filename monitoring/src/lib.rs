@@ -27,6 +27,7 @@
 //! would mean rebuilding that server here. The registration carries the page's URL in the
 //! `dashboard` label, so a directory's `List` leads from the mesh to the page.
 
+mod access;
 mod config;
 mod dashboard;
 mod error;

@@ -53,7 +53,11 @@ impl MonitoringNode {
             "monitoring running"
         );
         let stop = CancellationToken::new();
-        let app = web::router(dashboard, stop.clone());
+        let app = web::router(
+            dashboard,
+            stop.clone(),
+            owlmesh_mesh::auth::identity().trusted,
+        );
         let server = tokio::spawn(
             axum::serve(listener, app)
                 .with_graceful_shutdown(stop.clone().cancelled_owned())

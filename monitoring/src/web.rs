@@ -7,18 +7,19 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
+use axum::{Router, middleware};
 use futures::stream::{self, Stream, StreamExt};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use crate::access;
 use crate::dashboard::Dashboard;
 use crate::metrics;
 use crate::picture::SnapshotScope;
@@ -41,7 +42,11 @@ struct AppState {
 
 /// The dashboard's routes. Event streams end when `shutdown` is cancelled, so a graceful
 /// shutdown does not wait on open pages.
-pub(crate) fn router(dashboard: Arc<Dashboard>, shutdown: CancellationToken) -> Router {
+pub(crate) fn router(
+    dashboard: Arc<Dashboard>,
+    shutdown: CancellationToken,
+    trusted: access::Trusted,
+) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/app.js", get(script))
@@ -53,6 +58,10 @@ pub(crate) fn router(dashboard: Arc<Dashboard>, shutdown: CancellationToken) -> 
             dashboard,
             shutdown,
         })
+        .layer(middleware::from_fn_with_state(
+            trusted,
+            access::require_reader,
+        ))
 }
 
 async fn index() -> Html<&'static str> {
