@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -346,6 +347,9 @@ def run_owlmesh(args, site, shape, round_dir):
     up_log = open(os.path.join(round_dir, "up.log"), "w")
     pss = None
     # nginx serves the site on loopback, which the scrapers refuse unless allowed.
+    # The mesh checks tokens, as it does by default: `up` hands this one to its children and
+    # the client commands read it from the environment too.
+    os.environ["OWLMESH_TOKEN"] = secrets.token_hex(32)
     up = subprocess.Popen([binary, "up", "--data-dir", data, "--directory-listen", directory,
                            "--dashboard-listen", dashboard, "--allow-network", "127.0.0.0/8"],
                           stdout=up_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

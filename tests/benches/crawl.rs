@@ -113,7 +113,7 @@ async fn main() -> anyhow::Result<()> {
 async fn dispatch_to_archive(scrapers: &[OwlmeshProcess]) -> anyhow::Result<Histogram> {
     let mut merged = Histogram::default();
     for scraper in scrapers {
-        let mut client = TelemetryClient::connect(format!("http://{}", scraper.address)).await?;
+        let mut client = TelemetryClient::new(support::channel(scraper.address).await?);
         let stats = client.get_stats(GetStatsRequest {}).await?.into_inner();
         let Some(histogram) = stats
             .histograms

@@ -1,10 +1,13 @@
 //! Attacks on a real mesh, each with the outcome docs/security.md promises: the attack fails
 //! with a reason that says why, and the crawl around it stays whole.
 //!
-//! Server-side request forgery: a job (or `owlmesh try`) that leads a scraper to an address
-//! the operator did not allow, by seed, by redirect or by robots.txt redirect. The scrapers
-//! are allowed into 127.0.0.2 only; the site on 127.0.0.3 stands in for what must not be
-//! reached (a metadata service, a database), and must hear nothing.
+//! - Calls without a token, with an unknown one, or with one whose role does not allow the
+//!   call: steering jobs, reading them, registering, opening a work session, writing to the
+//!   archive.
+//! - Server-side request forgery: a job (or `owlmesh try`) that leads a scraper to an address
+//!   the operator did not allow, by seed, by redirect or by robots.txt redirect. The scrapers
+//!   are allowed into 127.0.0.2 only; the site on 127.0.0.3 stands in for what must not be
+//!   reached (a metadata service, a database), and must hear nothing.
 
 mod support;
 
@@ -12,8 +15,17 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use owlmesh_mesh::auth::{Credentials, MeshChannel, Token, TokenSet};
+use owlmesh_proto::v1::archiver_client::ArchiverClient;
+use owlmesh_proto::v1::directory_client::DirectoryClient;
+use owlmesh_proto::v1::dispatcher_client::DispatcherClient;
+use owlmesh_proto::v1::{
+    ArchiveBatch, Instance, JobRequest, ListRequest, RegisterRequest, WorkerHello, WorkerMessage,
+    worker_message,
+};
 use owlmesh_site::{CatalogueJob, RobotsMode, Site, SiteConfig, paths};
 use support::mesh::{TestMesh, Topology};
+use tonic::Code;
 
 /// A site of a few products on `127.0.0.<last>` only.
 async fn site_on(last: u8, robots: RobotsMode) -> Site {
@@ -120,5 +132,145 @@ async fn a_job_cannot_lead_a_scraper_outside_the_allowed_networks() {
     assert!(
         forbidden.requests().is_empty(),
         "try reached the forbidden site"
+    );
+}
+
+const READER: &str = "reader-token-of-the-attack-tests";
+const OPERATOR: &str = "operator-token-of-the-attack-tests";
+
+/// A channel to `address` whose calls carry `token` (or nothing).
+async fn channel_with(address: impl std::fmt::Display, token: Option<&str>) -> MeshChannel {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let credentials = match token {
+        Some(token) => Credentials::bearer(&Token::new(token).unwrap()),
+        None => Credentials::default(),
+    };
+    credentials.attach(channel)
+}
+
+fn refused(result: Result<impl std::fmt::Debug, tonic::Status>, code: Code, says: &str) {
+    let status = result.expect_err("the call is refused");
+    assert_eq!(status.code(), code, "{status:?}");
+    assert!(status.message().contains(says), "{}", status.message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_right_token_nothing_can_be_steered_read_joined_or_written() {
+    // The mesh accepts the tests' token (every role), a reader's and an operator's.
+    let tokens = tempfile::NamedTempFile::new().unwrap();
+    let own = TokenSet::read(support::test_token_file()).unwrap();
+    let text = format!(
+        "{}\n{READER} reader\n{OPERATOR} operator\n",
+        own.own().expose()
+    );
+    std::fs::write(tokens.path(), text).unwrap();
+    let token_file = tokens.path().display().to_string();
+    let site = Site::start(SiteConfig {
+        products: 30,
+        bad_pages: false,
+        ..SiteConfig::spread_over(2)
+    })
+    .await
+    .unwrap();
+    let topology = Topology {
+        dispatchers: 1,
+        scrapers: 1,
+        archivers: 1,
+    };
+    let environment = [("OWLMESH_TOKEN_FILE", token_file.as_str())];
+    let mesh = TestMesh::start_with_environment(topology, &[], &[], &environment)
+        .await
+        .unwrap();
+    let directory = mesh.directory_address();
+    let dispatcher = mesh.dispatchers[0].address;
+    let archiver = mesh.archivers[0].address;
+
+    // No token, or a forged one: nothing is answered but what is missing.
+    refused(
+        DirectoryClient::new(channel_with(&directory, None).await)
+            .list(ListRequest::default())
+            .await,
+        Code::Unauthenticated,
+        "needs a token",
+    );
+    refused(
+        DispatcherClient::new(channel_with(dispatcher, Some("forged-token-0123456789")).await)
+            .get_job(JobRequest::default())
+            .await,
+        Code::Unauthenticated,
+        "not one this mesh accepts",
+    );
+    // A reader may read, not steer, join or write.
+    let job = CatalogueJob::default().toml(&site.seeds(), &site.hosts());
+    let job_path = mesh.data_dir.path().join("attack-job.toml");
+    std::fs::write(&job_path, &job).unwrap();
+    let job_path = job_path.display().to_string();
+    let as_reader = mesh
+        .cli(&["job", "submit", &job_path, "--token", READER])
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&as_reader.stderr);
+    assert!(
+        !as_reader.status.success()
+            && said.contains("SubmitJob needs the role operator; this token has reader"),
+        "{said}"
+    );
+    let impostor = Instance {
+        kind: "dispatcher".into(),
+        id: "impostor".into(),
+        address: "127.0.0.1:9".into(),
+        priority: i32::MIN,
+        ..Default::default()
+    };
+    refused(
+        DirectoryClient::new(channel_with(&directory, Some(READER)).await)
+            .register(RegisterRequest {
+                instance: Some(impostor),
+            })
+            .await,
+        Code::PermissionDenied,
+        "Register needs the role member",
+    );
+    let hello = WorkerMessage {
+        message: Some(worker_message::Message::Hello(WorkerHello {
+            scraper_id: "scraper-0".into(),
+            slots: 10,
+            ..Default::default()
+        })),
+    };
+    refused(
+        DispatcherClient::new(channel_with(dispatcher, Some(OPERATOR)).await)
+            .work(futures::stream::iter([hello]))
+            .await,
+        Code::PermissionDenied,
+        "Work needs the role member",
+    );
+    refused(
+        ArchiverClient::new(channel_with(archiver, Some(READER)).await)
+            .archive(futures::stream::iter([ArchiveBatch::default()]))
+            .await,
+        Code::PermissionDenied,
+        "Archive needs the role member",
+    );
+
+    // The operator's token submits; the crawl is whole and the impostor never joined.
+    let submitted = mesh
+        .cli(&["job", "submit", &job_path, "--json", "--token", OPERATOR])
+        .await
+        .unwrap();
+    assert!(submitted.status.success(), "{submitted:?}");
+    let answer: serde_json::Value = serde_json::from_slice(&submitted.stdout).unwrap();
+    let id = answer["id"].as_str().unwrap().to_owned();
+    mesh.wait_done(&id, Duration::from_secs(60)).await.unwrap();
+    let items = mesh.export(&id, false).await.unwrap();
+    assert_eq!(items.len(), site.expected_products().len());
+    let services = mesh.cli_json(&["services"]).await.unwrap();
+    assert!(
+        !services.to_string().contains("impostor"),
+        "the impostor is listed: {services}"
     );
 }

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use browser::Browser;
+use owlmesh_mesh::auth::TokenSet;
 use owlmesh_proto::v1::telemetry_client::TelemetryClient;
 use owlmesh_proto::v1::{GetStatsRequest, Stats};
 use owlmesh_site::{CatalogueJob, Site, SiteConfig};
@@ -113,9 +114,17 @@ async fn a_live_crawl_shows_on_the_dashboard_in_prometheus_and_in_a_real_browser
     let dashboard = monitoring.address;
     wait_for_every_kind(dashboard).await;
 
-    let browser = Browser::open(&format!("http://{dashboard}/"), WIDTH, HEIGHT)
-        .await
-        .unwrap();
+    only_a_reader_sees_the_dashboard(dashboard).await;
+    // The link `owlmesh up` prints: the token once in the address, then in a cookie.
+    let token = TokenSet::read(support::test_token_file()).unwrap();
+    let link = format!("http://{dashboard}/?token={}", token.own().expose());
+    let browser = Browser::open(&link, WIDTH, HEIGHT).await.unwrap();
+    let address = browser.evaluate("location.href").await.unwrap();
+    assert_eq!(
+        address,
+        format!("http://{dashboard}/"),
+        "the token left the address"
+    );
     wait_until_the_page_is_live(&browser).await;
 
     let job = mesh.submit(&job_file(&site)).await.unwrap();
@@ -164,12 +173,31 @@ async fn wait_for_every_kind(dashboard: SocketAddr) {
     .await;
 }
 
+/// Without a reader's token the dashboard answers 401 and says how to bring one.
+async fn only_a_reader_sees_the_dashboard(dashboard: SocketAddr) {
+    for path in ["/", "/metrics", "/api/snapshot", "/api/events"] {
+        let anonymous = http_get::get_with(dashboard, path, None).await.unwrap();
+        assert_eq!(anonymous.status, 401, "{path}: {}", anonymous.body);
+        assert!(
+            anonymous.body.contains("?token=TOKEN"),
+            "{}",
+            anonymous.body
+        );
+        let forged = http_get::get_with(dashboard, path, Some("forged-token-0123456789"))
+            .await
+            .unwrap();
+        assert_eq!(forged.status, 401, "{path}");
+    }
+    let forged_link = http_get::get_with(dashboard, "/?token=forged-token-0123456789", None)
+        .await
+        .unwrap();
+    assert_eq!(forged_link.status, 401);
+}
+
 // ---- (1) Prometheus --------------------------------------------------------------------
 
 async fn get_stats(address: &str) -> Stats {
-    let mut client = TelemetryClient::connect(format!("http://{address}"))
-        .await
-        .unwrap();
+    let mut client = TelemetryClient::new(support::channel(address).await.unwrap());
     client
         .get_stats(GetStatsRequest {})
         .await

@@ -6,6 +6,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use owlmesh_mesh::auth::MeshChannel;
 use owlmesh_mesh::client::{
     ChannelOptions, FailoverChannel, MembershipWatcher, Registrar, RegistrarConfig,
 };
@@ -17,7 +18,6 @@ use owlmesh_proto::v1::{
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 
 use owlmesh_tests::eventually;
@@ -34,13 +34,15 @@ fn instance(kind: &str, id: &str, address: &str, priority: i32) -> Instance {
     }
 }
 
-async fn directory_client(address: SocketAddr) -> DirectoryClient<Channel> {
-    DirectoryClient::connect(format!("http://{address}"))
-        .await
-        .expect("connect to the directory")
+async fn directory_client(address: SocketAddr) -> DirectoryClient<MeshChannel> {
+    DirectoryClient::new(
+        support::channel(address)
+            .await
+            .expect("connect to the directory"),
+    )
 }
 
-async fn register(client: &mut DirectoryClient<Channel>, instance: Instance) -> String {
+async fn register(client: &mut DirectoryClient<MeshChannel>, instance: Instance) -> String {
     let request = RegisterRequest {
         instance: Some(instance),
     };
@@ -52,7 +54,7 @@ async fn register(client: &mut DirectoryClient<Channel>, instance: Instance) -> 
         .lease_id
 }
 
-async fn live_ids(client: &mut DirectoryClient<Channel>, kind: &str) -> Vec<String> {
+async fn live_ids(client: &mut DirectoryClient<MeshChannel>, kind: &str) -> Vec<String> {
     let request = ListRequest { kind: kind.into() };
     match client.list(request).await {
         Ok(answer) => answer
@@ -373,11 +375,7 @@ async fn reflection_lists_the_services_and_route_answers_json() {
     let (address, _shutdown) = start_directory(Duration::from_secs(3)).await;
     let mut client = directory_client(address).await;
     register(&mut client, instance("scraper", "s1", "127.0.0.1:7801", 0)).await;
-    let channel = Channel::from_shared(format!("http://{address}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = support::channel(address).await.unwrap();
 
     let mut services = reflection::list_services(&channel).await.unwrap();
     services.sort();
@@ -549,7 +547,7 @@ async fn one_of_each_kind() -> (TestMesh, Vec<(&'static str, SocketAddr)>) {
 }
 
 /// Calls `method` with an empty request through its generated client.
-async fn call(channel: &Channel, method: &str) -> Result<(), Status> {
+async fn call(channel: &MeshChannel, method: &str) -> Result<(), Status> {
     use owlmesh_proto::v1::archiver_client::ArchiverClient;
     use owlmesh_proto::v1::dispatcher_client::DispatcherClient;
     use owlmesh_proto::v1::scraper_client::ScraperClient;
@@ -582,11 +580,7 @@ async fn each_port_advertises_and_answers_only_the_services_it_serves() {
     for (own_method, address) in ports {
         let own = own_method.split_once('/').unwrap().0;
         let served = served_by(own);
-        let channel = Channel::from_shared(format!("http://{address}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let channel = support::channel(address).await.unwrap();
 
         let v1 = reflection::list_services(&channel).await.unwrap();
         assert_eq!(sorted(v1), sorted(served.clone()), "v1 reflection of {own}");

@@ -106,7 +106,7 @@ impl Crawl {
                 id: self.job.clone(),
             };
             Box::pin(async move {
-                let mut client = DispatcherClient::connect(address).await?;
+                let mut client = DispatcherClient::new(support::channel(address).await?);
                 anyhow::Ok(client.get_job(request).await?.into_inner())
             })
         });
@@ -224,7 +224,7 @@ impl Crawl {
         let mut held: BTreeMap<(String, u64), usize> = BTreeMap::new();
         for archiver in &self.mesh.archivers {
             let address = format!("http://{}", archiver.address);
-            let mut client = ArchiverClient::connect(address).await.unwrap();
+            let mut client = ArchiverClient::new(support::channel(address).await.unwrap());
             let mut page_token = String::new();
             loop {
                 let request = QueryItemsRequest {
@@ -356,7 +356,7 @@ struct Tally {
 /// over gRPC so that polling it costs little.
 async fn live_ids(mesh: &TestMesh, kind: &str) -> anyhow::Result<BTreeSet<String>> {
     let address = format!("http://{}", mesh.directory_address());
-    let mut client = DirectoryClient::connect(address).await?;
+    let mut client = DirectoryClient::new(support::channel(address).await?);
     let request = ListRequest { kind: kind.into() };
     let membership = client.list(request).await?.into_inner();
     Ok(membership

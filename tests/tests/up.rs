@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -137,10 +138,13 @@ fn keep_lines(stream: impl AsyncRead + Unpin + Send + 'static, output: &Arc<Mute
     });
 }
 
-/// Runs the `owlmesh` CLI and returns its stdout (failing the test if it fails).
-async fn cli(args: &[&str]) -> anyhow::Result<String> {
+/// Runs the `owlmesh` CLI with the token `owlmesh up` made in `data_dir` and returns its
+/// stdout (failing the test if it fails).
+async fn cli(args: &[&str], data_dir: &Path) -> anyhow::Result<String> {
     let output = Command::new(owlmesh_bin())
         .args(args)
+        .arg("--token-file")
+        .arg(data_dir.join("token"))
         .env("OWLMESH_LOG", "warn")
         .stdin(Stdio::null())
         .output()
@@ -154,10 +158,13 @@ async fn cli(args: &[&str]) -> anyhow::Result<String> {
 }
 
 /// The demo job, once `owlmesh job list` shows it done.
-async fn finished_demo_job(directory: &str) -> Option<Value> {
-    let listed = cli(&["job", "list", "--json", "--directory", directory])
-        .await
-        .ok()?;
+async fn finished_demo_job(directory: &str, data_dir: &Path) -> Option<Value> {
+    let listed = cli(
+        &["job", "list", "--json", "--directory", directory],
+        data_dir,
+    )
+    .await
+    .ok()?;
     let jobs: Value = serde_json::from_str(&listed).ok()?;
     let job = jobs
         .as_array()?
@@ -280,7 +287,7 @@ async fn the_demo_crawls_every_product_and_ctrl_c_stops_every_child() {
     let started = Instant::now();
     let job = loop {
         up.assert_running();
-        if let Some(job) = finished_demo_job(&up.directory).await {
+        if let Some(job) = finished_demo_job(&up.directory, data_dir.path()).await {
             break job;
         }
         assert!(
@@ -293,6 +300,29 @@ async fn the_demo_crawls_every_product_and_ctrl_c_stops_every_child() {
     };
     assert_eq!(job["items"], PRODUCTS, "{job}");
 
+    // `up` made the mesh's token, readable by its owner only, and said where it is.
+    let token = data_dir.path().join("token");
+    let mode = std::fs::metadata(&token).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the token file's mode");
+    let made = format!("token: {}, made now", token.display());
+    assert!(up.output().contains(&made), "{}", up.output());
+    // A command without it is told what is missing (its folder has no owlmesh-data/token).
+    let anonymous = Command::new(owlmesh_bin())
+        .args(["job", "list", "--directory", &up.directory])
+        .current_dir(data_dir.path())
+        .env_remove("OWLMESH_TOKEN_FILE")
+        .env_remove("OWLMESH_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&anonymous.stderr);
+    assert!(
+        !anonymous.status.success()
+            && said.contains("needs a token")
+            && said.contains("--token-file"),
+        "{said}"
+    );
+
     let id = job["id"].as_str().unwrap();
     let export = [
         "export",
@@ -302,7 +332,7 @@ async fn the_demo_crawls_every_product_and_ctrl_c_stops_every_child() {
         "--directory",
         &up.directory,
     ];
-    let exported = cli(&export).await.unwrap();
+    let exported = cli(&export, data_dir.path()).await.unwrap();
     let skus: Vec<String> = exported.lines().map(product_sku).collect();
     assert_eq!(skus.len(), PRODUCTS, "exported items");
     let distinct: std::collections::HashSet<&String> = skus.iter().collect();
@@ -428,7 +458,11 @@ async fn a_child_that_dies_is_named_and_restarted() {
         Duration::from_secs(10),
         "scraper-1 registers again",
         || async {
-            let Ok(listed) = cli(&["services", "--json", "--directory", &up.directory]).await
+            let Ok(listed) = cli(
+                &["services", "--json", "--directory", &up.directory],
+                data_dir.path(),
+            )
+            .await
             else {
                 return false;
             };

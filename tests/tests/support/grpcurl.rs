@@ -47,9 +47,13 @@ fn is_executable(path: &Path) -> bool {
         .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }
 
-/// Runs `grpcurl ARGS…` to completion (at most 30 s) and returns its output.
+/// Runs `grpcurl -H "authorization: Bearer TOKEN" ARGS…` with the tests' token, as the
+/// README shows it, to completion (at most 30 s) and returns its output.
 pub async fn run(grpcurl: &Path, args: &[&str]) -> anyhow::Result<Output> {
+    let tokens = owlmesh_mesh::auth::TokenSet::read(super::test_token_file())?;
+    let header = format!("authorization: Bearer {}", tokens.own().expose());
     let command = tokio::process::Command::new(grpcurl)
+        .args(["-H", &header])
         .args(args)
         .kill_on_drop(true)
         .output();

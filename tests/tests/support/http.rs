@@ -1,5 +1,6 @@
 //! HTTP GETs to a local server's pages and JSON, through reqwest (the client the scrapers
-//! fetch with), with a deadline per request.
+//! fetch with), with a deadline per request, sending `Authorization: Bearer` with the tests'
+//! token unless told not to.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -31,10 +32,23 @@ pub struct Answer {
     pub body: String,
 }
 
-/// `GET path` from `address`.
+/// `GET path` from `address`, with the tests' token.
 pub async fn get(address: SocketAddr, path: &str) -> anyhow::Result<Answer> {
-    let response = CLIENT
-        .get(format!("http://{address}{path}"))
+    let tokens = owlmesh_mesh::auth::TokenSet::read(super::support::test_token_file())?;
+    get_with(address, path, Some(tokens.own().expose())).await
+}
+
+/// `GET path` from `address` with `token` as its bearer token, or with none.
+pub async fn get_with(
+    address: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+) -> anyhow::Result<Answer> {
+    let mut request = CLIENT.get(format!("http://{address}{path}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request
         .send()
         .await
         .with_context(|| format!("GET {path}"))?;

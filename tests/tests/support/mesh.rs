@@ -68,8 +68,12 @@ impl TestMesh {
     ) -> anyhow::Result<Self> {
         let data_dir = tempfile::tempdir()?;
         let ttl = format!("{}ms", LEASE_TTL.as_millis());
-        let environment: Vec<(String, String)> = environment
+        // Every process and command of the mesh checks and sends the tests' token; a test's
+        // own variables come after, so they may override it.
+        let token_file = super::test_token_file().display().to_string();
+        let environment: Vec<(String, String)> = [("OWLMESH_TOKEN_FILE", token_file.as_str())]
             .iter()
+            .chain(environment)
             .map(|(name, value)| (name.to_string(), value.to_string()))
             .collect();
         let directory = OwlmeshProcess::start_with_environment(
@@ -336,7 +340,7 @@ impl TestMesh {
                 continue;
             }
             let address = service["address"].as_str().context("address")?;
-            let mut client = ArchiverClient::connect(format!("http://{address}")).await?;
+            let mut client = ArchiverClient::new(super::channel(address).await?);
             let mut page_token = String::new();
             loop {
                 let request = QueryEventsRequest {

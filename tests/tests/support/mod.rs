@@ -9,12 +9,15 @@ pub mod mesh;
 pub mod reflection;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use owlmesh_directory::DirectoryConfig;
+use owlmesh_mesh::auth::{self, Credentials, Identity, MeshChannel, TokenSet};
+use owlmesh_mesh::client::ChannelOptions;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
@@ -40,6 +43,34 @@ pub fn owlmesh_bin() -> PathBuf {
     binary
 }
 
+/// The token file every `owlmesh` process and command of the tests uses (one token with
+/// every role, in the build's scratch folder), so that the mesh under test checks tokens as
+/// a real one does. This test process's own clients send the same token.
+pub fn test_token_file() -> &'static Path {
+    static FILE: OnceLock<PathBuf> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("owlmesh-test-token");
+        if !path.exists() {
+            // Another test binary may make it at the same moment: either file serves.
+            let _ = auth::create_token_file(&path);
+        }
+        let tokens = TokenSet::read(&path).expect("the test token file");
+        auth::install(Identity {
+            trusted: None,
+            credentials: Credentials::bearer(tokens.own()),
+        });
+        path
+    })
+}
+
+/// A channel to `address` whose calls carry the test token.
+pub async fn channel(address: impl std::fmt::Display) -> anyhow::Result<MeshChannel> {
+    test_token_file();
+    let address = address.to_string();
+    let address = address.trim_start_matches("http://");
+    Ok(owlmesh_mesh::client::connect(address, &ChannelOptions::default()).await?)
+}
+
 /// A running `owlmesh` child process; killed when dropped.
 pub struct OwlmeshProcess {
     pub child: Child,
@@ -62,6 +93,7 @@ impl OwlmeshProcess {
     ) -> anyhow::Result<Self> {
         let mut child = Command::new(owlmesh_bin())
             .args(args)
+            .env("OWLMESH_TOKEN_FILE", test_token_file())
             .envs(environment.iter().cloned())
             // OWLMESH_TEST_LOG (e.g. "info") shows more of the children's logs.
             .env(
@@ -143,7 +175,7 @@ impl OwlmeshProcess {
 pub async fn stats(address: SocketAddr) -> anyhow::Result<owlmesh_proto::v1::Stats> {
     use owlmesh_proto::v1::GetStatsRequest;
     use owlmesh_proto::v1::telemetry_client::TelemetryClient;
-    let mut client = TelemetryClient::connect(format!("http://{address}")).await?;
+    let mut client = TelemetryClient::new(channel(address).await?);
     Ok(client.get_stats(GetStatsRequest {}).await?.into_inner())
 }
 

@@ -3,18 +3,18 @@
 
 use anyhow::{Context, bail};
 use bytes::{Buf, BufMut};
+use owlmesh_mesh::auth::MeshChannel;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 use prost_types::{FileDescriptorProto, FileDescriptorSet};
 use tokio_stream::StreamExt;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::transport::Channel;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use tonic_reflection::pb::v1::{ServerReflectionRequest, ServerReflectionResponse};
 
-async fn ask(channel: &Channel, request: MessageRequest) -> anyhow::Result<MessageResponse> {
+async fn ask(channel: &MeshChannel, request: MessageRequest) -> anyhow::Result<MessageResponse> {
     let mut client = ServerReflectionClient::new(channel.clone());
     let request = ServerReflectionRequest {
         host: String::new(),
@@ -29,7 +29,7 @@ async fn ask(channel: &Channel, request: MessageRequest) -> anyhow::Result<Messa
 }
 
 /// The fully-qualified names of the services the server offers (`grpcurl list`).
-pub async fn list_services(channel: &Channel) -> anyhow::Result<Vec<String>> {
+pub async fn list_services(channel: &MeshChannel) -> anyhow::Result<Vec<String>> {
     match ask(channel, MessageRequest::ListServices(String::new())).await? {
         MessageResponse::ListServicesResponse(list) => Ok(list
             .service
@@ -41,7 +41,7 @@ pub async fn list_services(channel: &Channel) -> anyhow::Result<Vec<String>> {
 }
 
 /// [`list_services`] through the older v1alpha reflection, which grpcurl before 1.8.7 speaks.
-pub async fn list_services_v1alpha(channel: &Channel) -> anyhow::Result<Vec<String>> {
+pub async fn list_services_v1alpha(channel: &MeshChannel) -> anyhow::Result<Vec<String>> {
     use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
     use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
@@ -67,7 +67,7 @@ pub async fn list_services_v1alpha(channel: &Channel) -> anyhow::Result<Vec<Stri
 
 /// The descriptors the server gives for `symbol` and everything it imports, asked for file by
 /// file as grpcurl does: the server answers each request with the one file asked for.
-pub async fn descriptors(channel: &Channel, symbol: &str) -> anyhow::Result<DescriptorPool> {
+pub async fn descriptors(channel: &MeshChannel, symbol: &str) -> anyhow::Result<DescriptorPool> {
     let mut request = MessageRequest::FileContainingSymbol(symbol.into());
     let mut file = Vec::new();
     let mut wanted = Vec::new();
@@ -96,7 +96,7 @@ pub async fn descriptors(channel: &Channel, symbol: &str) -> anyhow::Result<Desc
 /// Calls `service/method` with a JSON request, as `grpcurl -d JSON` does, and returns the
 /// JSON answer.
 pub async fn call_json(
-    channel: &Channel,
+    channel: &MeshChannel,
     service: &str,
     method: &str,
     request_json: &str,
