@@ -4,7 +4,8 @@
 //! memory.
 //!
 //! Run with `cargo build --release -p owlmesh && cargo bench -p owlmesh-tests --bench crawl`
-//! (`CRAWL_PAGES=N` changes the site's size). `CRAWL_TRACE_RATIO=R` (e.g. 0.1, or 1 for
+//! (`CRAWL_PAGES=N` changes the site's size; `CRAWL_AUTH=off` runs the mesh with
+//! `--insecure-no-auth`, to measure what checking tokens costs). `CRAWL_TRACE_RATIO=R` (e.g. 0.1, or 1 for
 //! every page) turns tracing on: every process exports its spans over OTLP to a test
 //! collector in this process, sampling a fraction R of the URLs.
 
@@ -45,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
     let endpoint = collector
         .as_ref()
         .map(|(collector, _)| collector.endpoint());
-    let environment: Vec<(&str, &str)> = match (&collector, &endpoint) {
+    let mut environment: Vec<(&str, &str)> = match (&collector, &endpoint) {
         (Some((_, ratio)), Some(endpoint)) => vec![
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
             ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
@@ -53,6 +54,11 @@ async fn main() -> anyhow::Result<()> {
         ],
         _ => Vec::new(),
     };
+    // Tokens are checked on every call, as by default; CRAWL_AUTH=off measures without.
+    let auth_off = std::env::var("CRAWL_AUTH").is_ok_and(|value| value == "off");
+    if auth_off {
+        environment.push(("OWLMESH_INSECURE_NO_AUTH", "true"));
+    }
     let mesh = TestMesh::start_with_environment(topology, &[], &[], &environment).await?;
     let job = CatalogueJob {
         max_retries: 2,
@@ -66,6 +72,10 @@ async fn main() -> anyhow::Result<()> {
             println!("tracing on: sampling ratio {ratio}, OTLP to a test collector")
         }
         None => println!("tracing off"),
+    }
+    match auth_off {
+        true => println!("tokens: not checked (CRAWL_AUTH=off)"),
+        false => println!("tokens: checked on every call"),
     }
 
     let started = Instant::now();
