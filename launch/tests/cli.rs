@@ -63,7 +63,13 @@ fn a_bad_token_file_is_named_with_its_line() {
     let path = dir.path().join("tokens");
     std::fs::write(&path, "# tokens\n0123456789abcdef0123 reader\nshort\n").unwrap();
     let path = path.display().to_string();
-    let output = owlmesh(&["directory", "--listen", "127.0.0.1:0", "--token-file", &path]);
+    let output = owlmesh(&[
+        "directory",
+        "--listen",
+        "127.0.0.1:0",
+        "--token-file",
+        &path,
+    ]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
