@@ -16,6 +16,17 @@ pub enum DirectoryError {
     /// The lease is unknown: it expired, was ended, or the directory restarted.
     #[error("lease {0} not found: register again")]
     LeaseNotFound(String),
+    /// A live instance of that kind and id was registered with another token.
+    #[error(
+        "{kind} {id} is live and registered with another token: only its own token may \
+         replace it, or anyone once its lease expires"
+    )]
+    Taken {
+        /// The instance's kind.
+        kind: String,
+        /// Its id.
+        id: String,
+    },
     /// No live instance of the kind.
     #[error("no live {0} instance")]
     NoInstance(String),
@@ -32,6 +43,7 @@ impl From<DirectoryError> for tonic::Status {
         match error {
             DirectoryError::InvalidArgument { .. } => Self::invalid_argument(error.to_string()),
             DirectoryError::LeaseNotFound(_) => Self::not_found(error.to_string()),
+            DirectoryError::Taken { .. } => Self::permission_denied(error.to_string()),
             DirectoryError::NoInstance(_) => Self::unavailable(error.to_string()),
             DirectoryError::Mesh(error) => error.into(),
         }

@@ -24,6 +24,10 @@ use tokio_util::sync::CancellationToken;
 pub use config::{DEFAULT_LEASE_TTL, DirectoryConfig};
 pub use error::{DirectoryError, Result};
 pub use node::DirectoryNode;
+pub use validate::{
+    MAX_ADDRESS_BYTES, MAX_ID_BYTES, MAX_KIND_BYTES, MAX_LABEL_KEY_BYTES, MAX_LABEL_VALUE_BYTES,
+    MAX_LABELS, PRIORITY_RANGE,
+};
 
 /// Serves the directory on `listener` until `shutdown` is cancelled.
 pub async fn serve(

@@ -23,6 +23,8 @@ type InstanceKey = (String, String);
 struct Entry {
     instance: Instance,
     expires_at: Instant,
+    /// The token it registered with (its place in the token file), when tokens are checked.
+    owner: Option<usize>,
 }
 
 #[derive(Default)]
@@ -68,13 +70,29 @@ impl Registry {
         self.changes.subscribe()
     }
 
-    /// Adds (or replaces, by kind and id) an instance and returns its new lease id.
-    pub(crate) fn register(&self, mut instance: Instance) -> String {
+    /// Adds (or replaces, by kind and id) an instance and returns its new lease id. A live
+    /// instance is replaced only by a registration with the token it registered with (a
+    /// restart of the same member), so another member cannot take its place.
+    pub(crate) fn register(&self, mut instance: Instance, owner: Option<usize>) -> Result<String> {
         instance.registered_at_ms = unix_ms();
         instance.last_seen_ms = instance.registered_at_ms;
         let lease_id = uuid::Uuid::new_v4().simple().to_string();
         let key = (instance.kind.clone(), instance.id.clone());
         let mut state = self.lock();
+        let live = state
+            .lease_of
+            .get(&key)
+            .and_then(|lease| state.leases.get(lease))
+            .filter(|entry| entry.expires_at > Instant::now());
+        if let Some(live) = live
+            && live.owner.is_some()
+            && live.owner != owner
+        {
+            return Err(DirectoryError::Taken {
+                kind: instance.kind,
+                id: instance.id,
+            });
+        }
         if let Some(old_lease) = state.lease_of.remove(&key) {
             state.leases.remove(&old_lease);
         }
@@ -86,10 +104,11 @@ impl Registry {
             Entry {
                 instance,
                 expires_at,
+                owner,
             },
         );
         self.bump(state);
-        lease_id
+        Ok(lease_id)
     }
 
     /// Renews a lease and records the instance's load.
@@ -240,10 +259,40 @@ mod tests {
     }
 
     #[test]
+    fn a_live_instance_is_replaced_only_by_its_own_token() {
+        let registry = Registry::new(Duration::from_secs(60));
+        registry
+            .register(instance("dispatcher", "d0", 0), Some(0))
+            .unwrap();
+        let impostor = registry.register(instance("dispatcher", "d0", -5), Some(1));
+        let refused = impostor.expect_err("another token").to_string();
+        assert!(refused.contains("dispatcher d0 is live and registered with another token"));
+        assert_eq!(
+            registry.resolve("dispatcher")[0].priority,
+            0,
+            "the live one stays"
+        );
+        registry
+            .register(instance("dispatcher", "d0", 0), Some(0))
+            .expect("its own token replaces it, as after a restart");
+        let expired = Registry::new(Duration::ZERO);
+        expired
+            .register(instance("dispatcher", "d0", 0), Some(0))
+            .unwrap();
+        expired
+            .register(instance("dispatcher", "d0", 0), Some(1))
+            .expect("an expired lease protects nothing");
+    }
+
+    #[test]
     fn registering_the_same_id_again_replaces_the_old_lease() {
         let registry = Registry::new(Duration::from_secs(5));
-        let first = registry.register(instance("scraper", "s1", 0));
-        let second = registry.register(instance("scraper", "s1", 0));
+        let first = registry
+            .register(instance("scraper", "s1", 0), None)
+            .unwrap();
+        let second = registry
+            .register(instance("scraper", "s1", 0), None)
+            .unwrap();
         assert_eq!(registry.list("scraper").instances.len(), 1);
         assert!(registry.heartbeat(&first, None).is_err());
         assert!(registry.heartbeat(&second, None).is_ok());
@@ -256,7 +305,9 @@ mod tests {
         let registry = Registry::new(Duration::from_secs(5));
         let ids = ["scraper-0", "scraper-1", "scraper-2"];
         for id in ids {
-            registry.register(instance(SCRAPER_KIND, id, 0));
+            registry
+                .register(instance(SCRAPER_KIND, id, 0), None)
+                .unwrap();
         }
         // The dispatcher's view: the same scrapers, each with a work session open.
         let owners = HostOwners::new(ids);
@@ -274,7 +325,9 @@ mod tests {
     #[test]
     fn expired_leases_leave_list_and_ring() {
         let registry = Registry::new(Duration::from_millis(10));
-        registry.register(instance("scraper", "s1", 0));
+        registry
+            .register(instance("scraper", "s1", 0), None)
+            .unwrap();
         assert_eq!(registry.expire(Instant::now() + Duration::from_secs(1)), 1);
         assert!(registry.list("").instances.is_empty());
         assert!(registry.route("scraper", "example.com").is_err());
@@ -283,9 +336,15 @@ mod tests {
     #[test]
     fn resolve_orders_by_priority_then_registration() {
         let registry = Registry::new(Duration::from_secs(5));
-        registry.register(instance("dispatcher", "d2", 2));
-        registry.register(instance("dispatcher", "d0", 0));
-        registry.register(instance("dispatcher", "d1", 1));
+        registry
+            .register(instance("dispatcher", "d2", 2), None)
+            .unwrap();
+        registry
+            .register(instance("dispatcher", "d0", 0), None)
+            .unwrap();
+        registry
+            .register(instance("dispatcher", "d1", 1), None)
+            .unwrap();
         let order: Vec<String> = registry
             .resolve("dispatcher")
             .into_iter()

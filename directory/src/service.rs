@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use futures::Stream;
+use owlmesh_mesh::auth::Caller;
 use owlmesh_proto::v1::directory_server::Directory;
 use owlmesh_proto::v1::telemetry_server::Telemetry;
 use owlmesh_proto::v1::{
@@ -84,13 +85,15 @@ impl DirectoryService {
 impl Directory for DirectoryService {
     #[instrument(skip_all, fields(kind, id))]
     async fn register(&self, request: Request<RegisterRequest>) -> Result<Response<Lease>, Status> {
+        let owner = Caller::of(&request).map(|caller| caller.token);
         let instance = validate_instance(request.into_inner().instance)?;
         tracing::Span::current()
             .record("kind", &instance.kind)
             .record("id", &instance.id);
         info!(address = %instance.address, priority = instance.priority, "registered");
         self.counters.registrations.fetch_add(1, Ordering::Relaxed);
-        Ok(Response::new(self.lease(self.registry.register(instance))))
+        let lease_id = self.registry.register(instance, owner)?;
+        Ok(Response::new(self.lease(lease_id)))
     }
 
     async fn heartbeat(

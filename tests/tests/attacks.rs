@@ -137,6 +137,8 @@ async fn a_job_cannot_lead_a_scraper_outside_the_allowed_networks() {
 
 const READER: &str = "reader-token-of-the-attack-tests";
 const OPERATOR: &str = "operator-token-of-the-attack-tests";
+/// A member of the mesh, but not the one that registered its services.
+const OTHER_MEMBER: &str = "another-member-token-of-the-attack-tests";
 
 /// A channel to `address` whose calls carry `token` (or nothing).
 async fn channel_with(address: impl std::fmt::Display, token: Option<&str>) -> MeshChannel {
@@ -164,7 +166,7 @@ async fn without_the_right_token_nothing_can_be_steered_read_joined_or_written()
     let tokens = tempfile::NamedTempFile::new().unwrap();
     let own = TokenSet::read(support::test_token_file()).unwrap();
     let text = format!(
-        "{}\n{READER} reader\n{OPERATOR} operator\n",
+        "{}\n{READER} reader\n{OPERATOR} operator\n{OTHER_MEMBER} member\n",
         own.own().expose()
     );
     std::fs::write(tokens.path(), text).unwrap();
@@ -219,21 +221,42 @@ async fn without_the_right_token_nothing_can_be_steered_read_joined_or_written()
             && said.contains("SubmitJob needs the role operator; this token has reader"),
         "{said}"
     );
-    let impostor = Instance {
-        kind: "dispatcher".into(),
-        id: "impostor".into(),
-        address: "127.0.0.1:9".into(),
-        priority: i32::MIN,
-        ..Default::default()
+    let impostor = |id: &str, priority: i32| RegisterRequest {
+        instance: Some(Instance {
+            kind: "dispatcher".into(),
+            id: id.into(),
+            address: "127.0.0.1:9".into(),
+            priority,
+            ..Default::default()
+        }),
     };
     refused(
         DirectoryClient::new(channel_with(&directory, Some(READER)).await)
-            .register(RegisterRequest {
-                instance: Some(impostor),
-            })
+            .register(impostor("impostor", 0))
             .await,
         Code::PermissionDenied,
         "Register needs the role member",
+    );
+    // Even a member may not take a live instance's place, jump the failover order, or
+    // hand every watcher a membership too large to decode.
+    let mut as_member = DirectoryClient::new(channel_with(&directory, Some(OTHER_MEMBER)).await);
+    refused(
+        as_member.register(impostor("dispatcher-0", 0)).await,
+        Code::PermissionDenied,
+        "dispatcher dispatcher-0 is live and registered with another token",
+    );
+    refused(
+        as_member.register(impostor("impostor", i32::MIN)).await,
+        Code::InvalidArgument,
+        "instance.priority: must be between -1000 and 1000",
+    );
+    let mut bomb = impostor("impostor", 0);
+    let labels = &mut bomb.instance.as_mut().unwrap().labels;
+    labels.insert("bomb".into(), "x".repeat(512 * 1024));
+    refused(
+        as_member.register(bomb).await,
+        Code::InvalidArgument,
+        "instance.labels: value of \"bomb\"",
     );
     let hello = WorkerMessage {
         message: Some(worker_message::Message::Hello(WorkerHello {

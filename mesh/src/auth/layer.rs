@@ -10,6 +10,7 @@ use tonic::Status;
 use tower::{Layer, Service};
 
 use super::policy::{Access, access};
+use super::roles::Roles;
 use super::tokens::TokenSet;
 
 /// Adds [`AuthService`] around a server's routes; with no token set every call passes.
@@ -36,6 +37,24 @@ impl<S> Layer<S> for AuthLayer {
     }
 }
 
+/// Who made a call, as the layer found it: the services read it from the request's
+/// extensions, e.g. so that the directory lets only the token that registered an instance
+/// replace it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// Which of the server's tokens the call carried (its place in the token file).
+    pub token: usize,
+    /// That token's roles.
+    pub roles: Roles,
+}
+
+impl Caller {
+    /// The caller of `request`, when its server checks tokens.
+    pub fn of<T>(request: &tonic::Request<T>) -> Option<Caller> {
+        request.extensions().get::<Caller>().copied()
+    }
+}
+
 /// Answers UNAUTHENTICATED or PERMISSION_DENIED itself, or hands the call on.
 #[derive(Debug, Clone)]
 pub struct AuthService<S> {
@@ -55,27 +74,31 @@ where
         self.inner.poll_ready(context)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         if let Some(trusted) = &self.trusted {
             let header = request.headers().get(http::header::AUTHORIZATION);
-            if let Err(status) = authorize(trusted, request.uri().path(), header) {
-                return Either::Left(ready(Ok(status.into_http())));
+            match authorize(trusted, request.uri().path(), header) {
+                Ok(Some(caller)) => {
+                    request.extensions_mut().insert(caller);
+                }
+                Ok(None) => {}
+                Err(status) => return Either::Left(ready(Ok(status.into_http()))),
             }
         }
         Either::Right(self.inner.call(request))
     }
 }
 
-/// Whether a call of `path` with this `authorization` header may go ahead, and if not,
-/// the status that says what is missing.
+/// Whether a call of `path` with this `authorization` header may go ahead (with who made
+/// it; nobody for an open call), and if not, the status that says what is missing.
 pub fn authorize(
     trusted: &TokenSet,
     path: &str,
     authorization: Option<&HeaderValue>,
-) -> Result<(), Status> {
+) -> Result<Option<Caller>, Status> {
     let needed = access(path);
     let needs = match needed {
-        Access::Open => return Ok(()),
+        Access::Open => return Ok(None),
         Access::AnyRole => "a token".to_owned(),
         Access::Role(role) => format!("a token with the role {role}"),
     };
@@ -90,7 +113,7 @@ pub fn authorize(
         .ok()
         .and_then(|value| value.strip_prefix("Bearer "))
         .ok_or_else(|| Status::unauthenticated("the authorization header is not `Bearer TOKEN`"))?;
-    let Some(roles) = trusted.roles_of(token.trim()) else {
+    let Some((token, roles)) = trusted.find(token.trim()) else {
         return Err(Status::unauthenticated(
             "the bearer token is not one this mesh accepts",
         ));
@@ -99,7 +122,7 @@ pub fn authorize(
         Access::Role(role) if !roles.contains(role) => Err(Status::permission_denied(format!(
             "{path} needs the role {role}; this token has {roles}"
         ))),
-        _ => Ok(()),
+        _ => Ok(Some(Caller { token, roles })),
     }
 }
 
@@ -117,7 +140,7 @@ mod tests {
         TokenSet::parse(&format!("{ALL}\n{READER} reader\n"), "tokens").expect("valid")
     }
 
-    fn call(path: &str, header: Option<&str>) -> Result<(), Status> {
+    fn call(path: &str, header: Option<&str>) -> Result<Option<Caller>, Status> {
         let header = header.map(|text| HeaderValue::from_str(text).expect("header"));
         authorize(&trusted(), path, header.as_ref())
     }
@@ -170,7 +193,20 @@ mod tests {
             )
             .is_ok()
         );
-        assert!(call("/grpc.health.v1.Health/Check", None).is_ok());
+        assert_eq!(call("/grpc.health.v1.Health/Check", None).unwrap(), None);
+        let reader = call(
+            "/owlmesh.v1.Directory/List",
+            Some(&format!("Bearer {READER}")),
+        );
+        let expected = Caller {
+            token: 1,
+            roles: Roles::of([Role::Reader]),
+        };
+        assert_eq!(
+            reader.unwrap(),
+            Some(expected),
+            "the caller is the file's second token"
+        );
         assert_eq!(Roles::of([Role::Reader]).to_string(), "reader");
     }
 }

@@ -16,7 +16,7 @@ mod tokens;
 use std::sync::{Arc, OnceLock};
 
 pub use credentials::{Credentials, MeshChannel};
-pub use layer::{AuthLayer, AuthService, authorize};
+pub use layer::{AuthLayer, AuthService, Caller, authorize};
 pub use roles::{Role, Roles};
 pub use tokens::{
     MAX_TOKEN_LENGTH, MIN_TOKEN_LENGTH, TOKEN_FILE_NAME, Token, TokenSet, create_token_file,

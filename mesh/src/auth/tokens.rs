@@ -139,12 +139,19 @@ impl TokenSet {
         &self.entries[0].0
     }
 
-    /// The roles of `presented`, `None` when it is no token of this set. Every token is
-    /// compared whole, so the time taken does not tell how close a guess was.
+    /// The roles of `presented`, `None` when it is no token of this set.
     pub fn roles_of(&self, presented: &str) -> Option<Roles> {
-        self.entries.iter().fold(None, |found, (token, roles)| {
+        self.find(presented).map(|(_, roles)| roles)
+    }
+
+    /// Which token of the set `presented` is (its place among the tokens, from 0), and its
+    /// roles. Every token is compared whole, so the time taken does not tell how close a
+    /// guess was.
+    pub fn find(&self, presented: &str) -> Option<(usize, Roles)> {
+        let entries = self.entries.iter().enumerate();
+        entries.fold(None, |found, (index, (token, roles))| {
             match token.matches(presented.as_bytes()) {
-                true => Some(*roles),
+                true => Some((index, *roles)),
                 false => found,
             }
         })
