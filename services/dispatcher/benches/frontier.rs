@@ -73,6 +73,7 @@ async fn run(backend: &str, url: &str) -> anyhow::Result<()> {
             .iter()
             .map(|claimed| Completion {
                 lease_id: claimed.lease_id,
+                owner: claimed.owner.clone(),
                 job_id: job.id.clone(),
                 status: OutcomeStatus::Done,
                 error: String::new(),

@@ -172,6 +172,7 @@ async fn lease(tx: &mut WriteTx, ids: &[i64], request: &ClaimRequest<'_>) -> Res
             depth: u32::try_from(row.depth).unwrap_or(u32::MAX),
             epoch: u64::try_from(row.epoch).unwrap_or(0),
             attempt: u32::try_from(row.attempts + 1).unwrap_or(u32::MAX),
+            owner: request.owner.to_owned(),
             lease_expires_at_ms: expires_at,
         })
         .collect();

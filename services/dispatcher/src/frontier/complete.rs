@@ -42,6 +42,7 @@ struct LeasedUrl {
     id: i64,
     job_id: String,
     lease_id: i64,
+    lease_owner: Option<String>,
     depth: i64,
     epoch: i64,
     attempts: i64,
@@ -105,9 +106,10 @@ pub(super) async fn complete(
     let mut found: BTreeMap<String, Found<'_>> = BTreeMap::new();
     for completion in completions {
         let lease_id = completion.lease_id as i64;
-        let held = leased
-            .get(&lease_id)
-            .is_some_and(|url| url.job_id == completion.job_id);
+        let held = leased.get(&lease_id).is_some_and(|url| {
+            url.job_id == completion.job_id
+                && url.lease_owner.as_deref() == Some(completion.owner.as_str())
+        });
         let Some(url) = held.then(|| leased.remove(&lease_id)).flatten() else {
             report.stale += 1;
             continue;

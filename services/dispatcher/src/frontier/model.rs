@@ -289,6 +289,8 @@ pub struct Claimed {
     pub epoch: u64,
     /// Attempt number, from 1.
     pub attempt: u32,
+    /// The scraper it is leased to.
+    pub owner: String,
     /// When the lease expires.
     pub lease_expires_at_ms: i64,
 }
@@ -314,6 +316,9 @@ impl Claimed {
 pub struct Completion {
     /// The lease the assignment was made under.
     pub lease_id: u64,
+    /// The scraper that reports it: the outcome settles the lease only if this scraper
+    /// holds it, so that no session can settle (or fail) another's work.
+    pub owner: String,
     /// The assignment's job.
     pub job_id: String,
     /// What happened.
@@ -337,9 +342,10 @@ pub struct Completion {
 impl Completion {
     /// The completion of `outcome`, without links or redirects: canonicalise the outcome's
     /// links and redirects into those two fields.
-    pub fn from_outcome(outcome: &Outcome) -> Self {
+    pub fn from_outcome(outcome: &Outcome, owner: &str) -> Self {
         Self {
             lease_id: outcome.lease_id,
+            owner: owner.to_owned(),
             job_id: outcome.job_id.clone(),
             status: OutcomeStatus::try_from(outcome.status).unwrap_or(OutcomeStatus::Unspecified),
             error: outcome.error.clone(),
@@ -359,7 +365,7 @@ pub struct CompletionReport {
     /// Completions applied to their URL.
     pub applied: usize,
     /// Completions ignored because their lease is no longer held (expired, re-leased, or
-    /// reported twice).
+    /// reported twice) or is held by another scraper.
     pub stale: usize,
     /// New URLs admitted from the links found.
     pub admitted: u64,

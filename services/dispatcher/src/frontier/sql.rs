@@ -180,7 +180,7 @@ macro_rules! statements {
                 "RETURNING id, job_id, lease_id, url, host_key, fingerprint, depth, epoch, attempts"
             ),
             leased_urls: concat!(
-                "SELECT id, job_id, lease_id, depth, epoch, attempts FROM frontier_urls ",
+                "SELECT id, job_id, lease_id, lease_owner, depth, epoch, attempts FROM frontier_urls ",
                 "WHERE state = 'leased' AND lease_id IN (SELECT CAST(e.value AS BIGINT) FROM ",
                 $list!(1),
                 ") AND job_id IN (SELECT e.value FROM ",

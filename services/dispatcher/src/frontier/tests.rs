@@ -85,6 +85,7 @@ fn claim_all(now_ms: i64) -> ClaimRequest<'static> {
 fn outcome(claimed: &Claimed, status: OutcomeStatus) -> Completion {
     Completion {
         lease_id: claimed.lease_id,
+        owner: claimed.owner.clone(),
         job_id: claimed.job_id.clone(),
         status,
         error: String::new(),
@@ -361,6 +362,37 @@ async fn an_expired_lease_requeues_and_its_late_outcome_is_stale() {
             (1, 1),
             "reported twice: once stale"
         );
+        assert_eq!(progress(&frontier, &job).await.done, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn only_the_scraper_holding_a_lease_can_settle_it() {
+    each_backend(async |_, frontier| {
+        let job = create(&frontier, &spec(&["http://a/1"])).await;
+        let claimed = frontier.claim(&claim_all(NOW)).await.unwrap();
+        assert_eq!(claimed[0].owner, "scraper-1");
+        let forged = Completion {
+            owner: "scraper-2".into(),
+            ..outcome(&claimed[0], OutcomeStatus::Failed)
+        };
+        let report = frontier.complete(&[forged], NOW + 10).await.unwrap();
+        assert_eq!(
+            (report.applied, report.stale),
+            (0, 1),
+            "another scraper's outcome"
+        );
+        let counts = progress(&frontier, &job).await;
+        assert_eq!(
+            (counts.in_flight, counts.failed),
+            (1, 0),
+            "the lease still stands"
+        );
+
+        let own = outcome(&claimed[0], OutcomeStatus::Done);
+        let report = frontier.complete(&[own], NOW + 20).await.unwrap();
+        assert_eq!(report.applied, 1);
         assert_eq!(progress(&frontier, &job).await.done, 1);
     })
     .await;

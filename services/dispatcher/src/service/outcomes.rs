@@ -53,7 +53,8 @@ async fn write_batch(dispatcher: &Dispatcher, delivered: &[Delivered]) {
     let _spans = super::trace::outcome_spans(delivered);
     let mut completions = Vec::with_capacity(delivered.len());
     for item in delivered {
-        completions.push(completion(dispatcher, &item.outcome).await);
+        let owner = &item.session.scraper_id;
+        completions.push(completion(dispatcher, &item.outcome, owner).await);
     }
     let report = loop {
         match dispatcher.frontier.complete(&completions, now_ms()).await {
@@ -113,8 +114,8 @@ async fn write_batch(dispatcher: &Dispatcher, delivered: &[Delivered]) {
     }
 }
 
-async fn completion(dispatcher: &Dispatcher, outcome: &Outcome) -> Completion {
-    let mut completion = Completion::from_outcome(outcome);
+async fn completion(dispatcher: &Dispatcher, outcome: &Outcome, owner: &str) -> Completion {
+    let mut completion = Completion::from_outcome(outcome, owner);
     match dispatcher
         .jobs
         .get(&dispatcher.frontier, &outcome.job_id)

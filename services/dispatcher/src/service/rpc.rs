@@ -171,6 +171,9 @@ async fn reconcile(dispatcher: Arc<Dispatcher>, session: Arc<Session>, held: Vec
 
 /// Attempts at reconciling a new session's leases before it takes work without.
 const RECONCILE_ATTEMPTS: u32 = 10;
+/// How long a work session's hello waits for its scraper to show in the directory's
+/// membership: at start, registering and opening the session race.
+const REGISTRATION_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 /// Pause between two of those attempts.
 const RECONCILE_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -325,6 +328,22 @@ impl DispatcherRpc for DispatcherService {
             return Err(Status::invalid_argument(
                 "hello.scraper_id: must not be empty",
             ));
+        }
+        // Only a registered scraper takes work: an id nobody registered would take hosts
+        // on the ring, and a session's hello may return its scraper's leases.
+        let listed = self
+            .dispatcher
+            .scrapers
+            .wait_for(REGISTRATION_GRACE, |view| {
+                view.get(&hello.scraper_id).is_some()
+            })
+            .await;
+        if listed.is_none() {
+            return Err(Status::failed_precondition(format!(
+                "hello.scraper_id: no scraper {:?} is registered in the directory; a scraper \
+                 registers before it opens a work session",
+                hello.scraper_id
+            )));
         }
         if !self.dispatcher.refresh_primary() {
             let primary = self
