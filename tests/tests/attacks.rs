@@ -258,19 +258,27 @@ async fn without_the_right_token_nothing_can_be_steered_read_joined_or_written()
         Code::InvalidArgument,
         "instance.labels: value of \"bomb\"",
     );
-    let hello = WorkerMessage {
+    let hello = |scraper_id: &str| WorkerMessage {
         message: Some(worker_message::Message::Hello(WorkerHello {
-            scraper_id: "scraper-0".into(),
+            scraper_id: scraper_id.into(),
             slots: 10,
             ..Default::default()
         })),
     };
     refused(
         DispatcherClient::new(channel_with(dispatcher, Some(OPERATOR)).await)
-            .work(futures::stream::iter([hello]))
+            .work(futures::stream::iter([hello("scraper-0")]))
             .await,
         Code::PermissionDenied,
         "Work needs the role member",
+    );
+    // A member's session under an id nobody registered takes no hosts and no work.
+    refused(
+        DispatcherClient::new(support::channel(dispatcher).await.unwrap())
+            .work(futures::stream::iter([hello("ghost-scraper")]))
+            .await,
+        Code::FailedPrecondition,
+        "no scraper \"ghost-scraper\" is registered in the directory",
     );
     refused(
         ArchiverClient::new(channel_with(archiver, Some(READER)).await)
