@@ -11,6 +11,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write;
 
 use anyhow::Context;
+use owlmesh_archiver::spreadsheet_safe;
 use owlmesh_proto::v1::ExportRequest;
 use owlmesh_proto::v1::archiver_client::ArchiverClient;
 
@@ -175,12 +176,16 @@ async fn write_csv(
         .copied()
         .chain(field_names.iter().map(String::as_str))
         .collect();
-    writer.write_record(&header)?;
+    writer.write_record(
+        header
+            .iter()
+            .map(|cell| spreadsheet_safe(cell).into_owned()),
+    )?;
     each_line(mesh, options, |line| {
         let item: serde_json::Value = serde_json::from_slice(line)?;
         let mut row: Vec<String> = fixed.iter().map(|key| text(&item[*key])).collect();
         row.extend(field_names.iter().map(|name| text(&item["fields"][name])));
-        writer.write_record(&row)?;
+        writer.write_record(row.iter().map(|cell| spreadsheet_safe(cell).into_owned()))?;
         Ok(())
     })
     .await?;

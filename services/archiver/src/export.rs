@@ -253,15 +253,27 @@ fn json_lines<T: serde::Serialize>(records: impl Iterator<Item = T>) -> Result<V
     Ok(out)
 }
 
-/// Renders rows as CSV.
+/// Renders rows as CSV, every cell [`spreadsheet_safe`].
 fn csv_rows(rows: impl IntoIterator<Item = Vec<String>>) -> Result<Vec<u8>> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     for row in rows {
-        writer.write_record(&row)?;
+        writer.write_record(row.iter().map(|cell| spreadsheet_safe(cell).into_owned()))?;
     }
     writer
         .into_inner()
         .map_err(|error| ArchiverError::Csv(error.into_error().into()))
+}
+
+/// A CSV cell that a spreadsheet shows as text: one starting with `=`, `+`, `-`, `@`, a tab
+/// or a carriage return would be read as a formula (CSV injection: a crawled page titled
+/// `=HYPERLINK(…)` runs in whoever opens the export), so it gets a leading `'`, as OWASP
+/// advises. Numbers such as `-5` are quoted too; the JSON lines export keeps every value as
+/// it was crawled.
+pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
 }
 
 /// Cuts rendered bytes into chunks of at most [`MAX_CHUNK_BYTES`]; nothing for no bytes.

@@ -40,6 +40,7 @@ pub use config::{
     DEFAULT_WEBHOOK_TIMEOUT, WebhookConfig,
 };
 pub use error::{ArchiverError, Result};
+pub use export::spreadsheet_safe;
 pub use node::ArchiverNode;
 pub use owlmesh_proto::v1::archiver_server::ArchiverServer;
 pub use service::{ArchiverService, MAX_REQUEST_BYTES};

@@ -310,6 +310,10 @@ async fn export_csv_has_sorted_field_columns_and_joined_lists() {
         .insert("author".into(), text("Ann, \"the\" writer"));
     let mut second = page("job", "https://a.example/2", 1, "listing");
     second.fields.remove("tags");
+    // A crawled value that a spreadsheet would run as a formula.
+    second
+        .fields
+        .insert("title".into(), text("=HYPERLINK(\"http://evil.example\")"));
     harness
         .archive(vec![batch(1, vec![first, second], vec![])])
         .await;
@@ -318,7 +322,7 @@ async fn export_csv_has_sorted_field_columns_and_joined_lists() {
     let expected = "url,handler,fetched_at,author,tags,title\n\
         https://a.example/1,article,2024-05-01T12:00:00.001Z,\"Ann, \"\"the\"\" writer\",a | b,\
         title of https://a.example/1\n\
-        https://a.example/2,listing,2024-05-01T12:00:00.001Z,,,title of https://a.example/2\n";
+        https://a.example/2,listing,2024-05-01T12:00:00.001Z,,,\"'=HYPERLINK(\"\"http://evil.example\"\")\"\n";
     assert_eq!(String::from_utf8(csv).unwrap(), expected);
     let empty = harness
         .export(export("nobody", "csv", false))
