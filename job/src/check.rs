@@ -72,6 +72,10 @@ fn check_name(name: &str, issues: &mut Vec<Issue>) {
     } else if name.chars().count() > NAME_LENGTH_LIMIT {
         let reason = format!("must be at most {NAME_LENGTH_LIMIT} characters");
         issues.push(Issue::new(path, reason));
+    } else if name.chars().any(char::is_control) {
+        // A newline in a name would forge lines in every log and listing that shows it.
+        let reason = "must not contain control characters such as newlines or tabs";
+        issues.push(Issue::new(path, reason));
     }
 }
 
@@ -84,6 +88,12 @@ fn check_seeds(seeds: &[String], issues: &mut Vec<Issue>) {
         ));
     }
     for (index, seed) in seeds.iter().enumerate() {
+        if has_credentials(seed) {
+            // They would be kept in the frontier, every event and every export.
+            let reason = "must not carry credentials (user:password@); a crawl sends none";
+            issues.push(Issue::new(path.index(index), reason));
+            continue;
+        }
         if let Err(error) = canonicalize(seed) {
             let reason = match error {
                 CanonicalError::UnsupportedScheme { scheme, .. } => {
@@ -96,6 +106,12 @@ fn check_seeds(seeds: &[String], issues: &mut Vec<Issue>) {
             issues.push(Issue::new(path.index(index), reason));
         }
     }
+}
+
+/// Whether a URL names a user or a password before its host.
+fn has_credentials(url: &str) -> bool {
+    url::Url::parse(url.trim())
+        .is_ok_and(|url| !url.username().is_empty() || url.password().is_some())
 }
 
 fn compile_allowed_hosts(hosts: &[String], issues: &mut Vec<Issue>) -> AllowedHosts {

@@ -652,6 +652,27 @@ mod grpc_specs {
     }
 
     #[test]
+    fn forged_log_lines_and_credentials_in_seeds_are_refused() {
+        let spec = JobSpec {
+            name: "shop\nERROR forged".to_owned(),
+            seeds: vec![
+                "http://example.com/".to_owned(),
+                "https://admin:hunter2@shop.example/".to_owned(),
+                "https://token@shop.example/".to_owned(),
+            ],
+            ..valid_spec()
+        };
+        let errors = grpc_field_errors(&spec);
+        assert_eq!(fields_named(&errors), ["name", "seeds[1]", "seeds[2]"]);
+        assert!(
+            error_at(&errors, "name")
+                .reason
+                .contains("control characters")
+        );
+        assert!(error_at(&errors, "seeds[1]").reason.contains("credentials"));
+    }
+
+    #[test]
     fn field_paths_quote_keys_that_are_not_bare() {
         let mut fields = std::collections::HashMap::new();
         fields.insert("unit price".to_owned(), FieldRule::default());
