@@ -1,5 +1,8 @@
 //! Leases that end without an outcome: expired, held by a scraper that left, or taken back by
-//! the dispatcher. Their URLs go back to the queue, due as before, without counting an attempt.
+//! the dispatcher. Their URLs go back to the queue, due as before. Only an expired lease
+//! counts an attempt (the fetch hung or took its scraper down; a URL that keeps doing so
+//! fails with `lease expired N times`); a scraper that leaves or hands work back costs its
+//! URLs nothing.
 
 use super::error::Result;
 use super::ledger::Ledger;
@@ -75,11 +78,14 @@ pub(super) async fn return_leases(
         return Ok(0);
     }
     let locked = serde_json::to_string(&ledger.ids().collect::<Vec<_>>())?;
-    let returned: Vec<(String,)> = tx.fetch_all(return_urls.text(&locked)).await?;
-    for (job_id,) in &returned {
+    let returned: Vec<(String, String)> = tx.fetch_all(return_urls.text(&locked)).await?;
+    for (job_id, state) in &returned {
         if let Some(job) = ledger.get_mut(job_id) {
             job.counts.in_flight -= 1;
-            job.counts.queued += 1;
+            match state.as_str() {
+                "failed" => job.counts.failed += 1,
+                _ => job.counts.queued += 1,
+            }
         }
     }
     ledger.close(&mut tx, now).await?;

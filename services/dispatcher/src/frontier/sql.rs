@@ -51,6 +51,13 @@ macro_rules! return_lease {
     };
 }
 
+/// The retries of an expired lease's job, inside an update of `frontier_urls`.
+macro_rules! expired_retries {
+    () => {
+        "(SELECT j.max_retries FROM frontier_jobs j WHERE j.id = frontier_urls.job_id)"
+    };
+}
+
 /// Every statement the frontier runs, in one backend's dialect.
 #[derive(Debug)]
 pub(super) struct Statements {
@@ -208,10 +215,19 @@ macro_rules! statements {
                 "WHERE state = 'leased' AND lease_expires_at <= $1"
             ),
             return_expired_leases: concat!(
-                return_lease!(),
+                // An expired lease is a fetch that hung or crashed its scraper: it counts as
+                // a failed attempt, and the URL fails for good once the job's retries are
+                // spent, so one poison URL cannot take scrapers down forever.
+                "UPDATE frontier_urls SET attempts = attempts + 1, ",
+                "state = CASE WHEN attempts + 1 > ", expired_retries!(), " THEN 'failed' ",
+                "ELSE 'queued' END, ",
+                "last_error = CASE WHEN attempts + 1 > ", expired_retries!(), " THEN ",
+                "'lease expired ' || CAST(attempts + 1 AS TEXT) || ' times' ELSE last_error END, ",
+                "lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL ",
+                "WHERE state = 'leased' AND ",
                 "lease_expires_at <= $1 AND job_id IN (SELECT e.value FROM ",
                 $list!(2),
-                ") RETURNING job_id"
+                ") RETURNING job_id, state"
             ),
             owner_lease_jobs: concat!(
                 "SELECT DISTINCT job_id FROM frontier_urls ",
@@ -221,7 +237,7 @@ macro_rules! statements {
                 return_lease!(),
                 "lease_owner = $1 AND job_id IN (SELECT e.value FROM ",
                 $list!(2),
-                ") RETURNING job_id"
+                ") RETURNING job_id, state"
             ),
             owner_lease_jobs_except: concat!(
                 "SELECT DISTINCT job_id FROM frontier_urls ",
@@ -236,7 +252,7 @@ macro_rules! statements {
                 $list!(2),
                 ") AND job_id IN (SELECT e.value FROM ",
                 $list!(3),
-                ") RETURNING job_id"
+                ") RETURNING job_id, state"
             ),
             lease_id_jobs: concat!(
                 "SELECT DISTINCT job_id FROM frontier_urls WHERE state = 'leased' AND lease_id IN ",
@@ -250,7 +266,7 @@ macro_rules! statements {
                 $list!(1),
                 ") AND job_id IN (SELECT e.value FROM ",
                 $list!(2),
-                ") RETURNING job_id"
+                ") RETURNING job_id, state"
             ),
             drop_queued_urls: "DELETE FROM frontier_urls WHERE job_id = $1 AND state = 'queued'",
             requeue_epoch_urls: concat!(

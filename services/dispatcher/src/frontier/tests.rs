@@ -348,7 +348,7 @@ async fn an_expired_lease_requeues_and_its_late_outcome_is_stale() {
         let second = frontier.claim(&claim_all(NOW + 2_000)).await.unwrap();
         assert_eq!(second.len(), 1);
         assert_ne!(second[0].lease_id, first[0].lease_id);
-        assert_eq!(second[0].attempt, 1);
+        assert_eq!(second[0].attempt, 2, "the expiry counted as an attempt");
         let report = frontier.complete(&[late], NOW + 2_500).await.unwrap();
         assert_eq!(report.stale, 1, "the old lease stays stale after a new one");
 
@@ -363,6 +363,36 @@ async fn an_expired_lease_requeues_and_its_late_outcome_is_stale() {
             "reported twice: once stale"
         );
         assert_eq!(progress(&frontier, &job).await.done, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_url_whose_lease_keeps_expiring_fails_once_its_retries_are_spent() {
+    each_backend(async |_, frontier| {
+        // max_retries is 2: the third expiry is one too many.
+        let job = create(&frontier, &spec(&["http://a/poison"])).await;
+        let mut now = NOW;
+        for expiry in 1..=3 {
+            let request = ClaimRequest {
+                lease_ms: 1_000,
+                ..claim_all(now)
+            };
+            let claimed = frontier.claim(&request).await.unwrap();
+            assert_eq!(claimed.len(), 1, "dispatched again after expiry {expiry}");
+            assert_eq!(claimed[0].attempt, expiry);
+            now += 1_000;
+            assert_eq!(frontier.expire_leases(now).await.unwrap(), 1);
+        }
+        let counts = progress(&frontier, &job).await;
+        assert_eq!((counts.queued, counts.in_flight, counts.failed), (0, 0, 1));
+        let stored = frontier
+            .url(&job.id, key("http://a/poison").fingerprint)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.last_error.as_deref(), Some("lease expired 3 times"));
+        assert!(frontier.claim(&claim_all(now)).await.unwrap().is_empty());
     })
     .await;
 }
