@@ -41,6 +41,9 @@ pub struct MonitoringConfig {
     pub recent_failures: usize,
     /// Resolution and span of the in-memory history.
     pub history: HistoryConfig,
+    /// Names the page answers to besides IP addresses and `localhost` (the `Host` check
+    /// against DNS rebinding).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for MonitoringConfig {
@@ -55,6 +58,7 @@ impl Default for MonitoringConfig {
             recent_events: DEFAULT_RECENT_EVENTS,
             recent_failures: DEFAULT_RECENT_FAILURES,
             history: HistoryConfig::default(),
+            allowed_hosts: Vec::new(),
         }
     }
 }

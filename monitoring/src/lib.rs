@@ -36,6 +36,7 @@ mod history;
 mod members;
 mod metrics;
 mod node;
+mod page_safety;
 mod picture;
 mod poller;
 mod rates;
@@ -59,6 +60,7 @@ pub use snapshot::{JobView, SeriesView, Snapshot, Totals};
 pub use telemetry::MONITORING_KIND;
 
 pub use node::MonitoringNode;
+pub use page_safety::MAX_EVENT_STREAMS;
 
 /// Serves the dashboard over HTTP on `listener` and joins the mesh as kind `monitoring`,
 /// until `shutdown` is cancelled.

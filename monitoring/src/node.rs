@@ -57,6 +57,7 @@ impl MonitoringNode {
             dashboard,
             stop.clone(),
             owlmesh_mesh::auth::identity().trusted,
+            config.allowed_hosts.clone().into(),
         );
         let server = tokio::spawn(
             axum::serve(listener, app)

@@ -22,6 +22,7 @@ use tracing::warn;
 use crate::access;
 use crate::dashboard::Dashboard;
 use crate::metrics;
+use crate::page_safety::{self, MAX_EVENT_STREAMS};
 use crate::picture::SnapshotScope;
 use crate::snapshot::Snapshot;
 use crate::telemetry::BrowserGuard;
@@ -46,6 +47,7 @@ pub(crate) fn router(
     dashboard: Arc<Dashboard>,
     shutdown: CancellationToken,
     trusted: access::Trusted,
+    allowed_hosts: page_safety::AllowedHosts,
 ) -> Router {
     Router::new()
         .route("/", get(index))
@@ -61,6 +63,11 @@ pub(crate) fn router(
         .layer(middleware::from_fn_with_state(
             trusted,
             access::require_reader,
+        ))
+        .layer(middleware::from_fn(page_safety::security_headers))
+        .layer(middleware::from_fn_with_state(
+            allowed_hosts,
+            page_safety::check_host,
         ))
 }
 
@@ -101,9 +108,16 @@ async fn snapshot(State(state): State<AppState>) -> Json<Snapshot> {
 
 /// The whole picture at once (`snapshot`), then after every poll round what changed
 /// (`update`): the page needs no reload and no polling of its own.
-async fn events(
-    State(state): State<AppState>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+async fn events(State(state): State<AppState>) -> Response {
+    let open = state.dashboard.counters.browsers.load(Ordering::Relaxed);
+    if open >= MAX_EVENT_STREAMS {
+        let body = format!("503: {open} event streams are open, the most this dashboard serves");
+        return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+    }
+    event_stream(state).into_response()
+}
+
+fn event_stream(state: AppState) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let guard = BrowserGuard::new(state.dashboard.clone());
     let mut rounds = state.dashboard.subscribe_rounds();
     rounds.borrow_and_update();

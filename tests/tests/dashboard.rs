@@ -192,6 +192,30 @@ async fn only_a_reader_sees_the_dashboard(dashboard: SocketAddr) {
         .await
         .unwrap();
     assert_eq!(forged_link.status, 401);
+
+    // A page elsewhere that points its own name at this machine (DNS rebinding) is refused,
+    // token or not; by address or as localhost the page is served, under a strict policy.
+    let token = TokenSet::read(support::test_token_file()).unwrap();
+    let token = Some(token.own().expose());
+    let rebound = http_get::get_as(dashboard, "/", token, Some("evil.example:7780"))
+        .await
+        .unwrap();
+    assert_eq!(rebound.status, 403, "{}", rebound.body);
+    assert!(
+        rebound.body.contains("--allow-host evil.example"),
+        "{}",
+        rebound.body
+    );
+    let port = dashboard.port();
+    let local = http_get::get_as(dashboard, "/", token, Some(&format!("localhost:{port}")))
+        .await
+        .unwrap();
+    assert_eq!(local.status, 200);
+    let policy = local.content_security_policy.unwrap_or_default();
+    assert!(
+        policy.contains("default-src 'none'") && policy.contains("script-src 'self'"),
+        "{policy}"
+    );
 }
 
 // ---- (1) Prometheus --------------------------------------------------------------------

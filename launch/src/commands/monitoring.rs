@@ -28,6 +28,16 @@ pub(crate) struct MonitoringOptions {
     /// How long an instance that is still listed may go unanswered before it shows as gone.
     #[arg(long, env = "OWLMESH_GONE_AFTER", default_value = "3s", value_parser = parse_duration)]
     pub(crate) gone_after: Duration,
+    /// A name the page may be opened by (its `Host`), besides IP addresses and `localhost`;
+    /// repeatable. Other names are refused, so a page elsewhere cannot reach the dashboard
+    /// by pointing its own name at this machine.
+    #[arg(
+        long = "allow-host",
+        env = "OWLMESH_ALLOW_HOSTS",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub(crate) allow_hosts: Vec<String>,
 }
 
 /// Serves the dashboard until SIGINT/SIGTERM.
@@ -43,6 +53,7 @@ pub(crate) async fn run(options: MonitoringOptions) -> anyhow::Result<()> {
         poll_interval: options.poll_interval,
         poll_timeout: options.poll_timeout,
         gone_after: options.gone_after,
+        allowed_hosts: options.allow_hosts,
         ..MonitoringConfig::default()
     };
     config.validate()?;

@@ -30,6 +30,8 @@ pub struct Answer {
     pub status: u16,
     pub content_type: String,
     pub body: String,
+    /// The `Content-Security-Policy` header, when sent.
+    pub content_security_policy: Option<String>,
 }
 
 /// `GET path` from `address`, with the tests' token.
@@ -44,15 +46,34 @@ pub async fn get_with(
     path: &str,
     token: Option<&str>,
 ) -> anyhow::Result<Answer> {
+    get_as(address, path, token, None).await
+}
+
+/// `GET path` from `address`, with `token` (if any) and a `Host` header other than the
+/// address (if any), as a browser sends when it reaches the server through a name.
+pub async fn get_as(
+    address: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    host: Option<&str>,
+) -> anyhow::Result<Answer> {
     let mut request = CLIENT.get(format!("http://{address}{path}"));
     if let Some(token) = token {
         request = request.bearer_auth(token);
+    }
+    if let Some(host) = host {
+        request = request.header(reqwest::header::HOST, host);
     }
     let response = request
         .send()
         .await
         .with_context(|| format!("GET {path}"))?;
     let status = response.status().as_u16();
+    let content_security_policy = response
+        .headers()
+        .get(reqwest::header::CONTENT_SECURITY_POLICY)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
     let content_type = response
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
@@ -67,6 +88,7 @@ pub async fn get_with(
         status,
         content_type,
         body,
+        content_security_policy,
     })
 }
 
