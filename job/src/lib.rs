@@ -37,7 +37,9 @@ pub use defaults::{
 };
 pub use documents::{DocumentTypes, media_type};
 pub use host::{AllowedHost, AllowedHosts, HostKey, is_web_url};
-pub use rules::{CompiledField, CompiledHandler, CompiledJob, Recrawl};
+pub use rules::{
+    CompiledField, CompiledHandler, CompiledJob, MAX_LINK_BYTES, MAX_LINKS_PER_PAGE, Recrawl,
+};
 
 /// Why a job spec was not accepted.
 #[derive(Debug, thiserror::Error)]

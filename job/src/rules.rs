@@ -17,6 +17,15 @@ use crate::documents::DocumentTypes;
 use crate::host::AllowedHosts;
 use crate::{InvalidSpec, SpecError, check, location, with_defaults};
 
+/// The longest link followed, in bytes of its canonical form. Longer ones are mostly traps
+/// (session ids, calendars, repeated path segments); browsers and servers commonly stop
+/// near 2,000 too. It also bounds an outcome's size with [`MAX_LINKS_PER_PAGE`].
+pub const MAX_LINK_BYTES: usize = 2048;
+/// Links followed from one page at most, in document order (Heritrix's default outlink cap
+/// is of the same size): a page of a million links would otherwise become one message too
+/// large for any dispatcher to read.
+pub const MAX_LINKS_PER_PAGE: usize = 6000;
+
 /// A job spec made ready to apply: everything parsed and compiled, defaults filled in.
 #[derive(Debug, Clone)]
 pub struct CompiledJob {
@@ -83,11 +92,13 @@ impl CompiledJob {
         self.allowed_hosts.allows(url)
     }
 
-    /// Whether a link may be followed: an allowed host, matching an allow pattern (when
-    /// there are any) and no deny pattern. Patterns match the whole canonical URL.
+    /// Whether a link may be followed: at most [`MAX_LINK_BYTES`] long, on an allowed host,
+    /// matching an allow pattern (when there are any) and no deny pattern. Patterns match
+    /// the whole canonical URL.
     pub fn allows_link(&self, url: &CanonicalUrl) -> bool {
         let text = url.as_str();
-        self.allows_host(url.as_url())
+        text.len() <= MAX_LINK_BYTES
+            && self.allows_host(url.as_url())
             && (self.allow.is_empty() || self.allow.is_match(text))
             && !self.deny.is_match(text)
     }

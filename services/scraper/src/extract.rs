@@ -5,7 +5,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
-use owlmesh_job::{CompiledField, CompiledHandler, CompiledJob, canonicalize_url, is_web_url};
+use owlmesh_job::{
+    CompiledField, CompiledHandler, CompiledJob, MAX_LINKS_PER_PAGE, canonicalize_url, is_web_url,
+};
 use owlmesh_proto::v1::{Document, FieldValue, StringList, field_value};
 use scraper::{ElementRef, Html, Selector};
 use url::Url;
@@ -83,7 +85,8 @@ fn base_url(document: &Html, page_url: &Url) -> Url {
 }
 
 /// The links the job follows, in canonical form: the dispatcher recognises links it holds
-/// by their text, and decides by the same [`CompiledJob::allows_link`].
+/// by their text, and decides by the same [`CompiledJob::allows_link`]. At most
+/// [`MAX_LINKS_PER_PAGE`], the first in document order.
 fn links(job: &CompiledJob, document: &Html, base: &Url) -> Vec<String> {
     let mut seen = HashSet::new();
     document
@@ -96,6 +99,7 @@ fn links(job: &CompiledJob, document: &Html, base: &Url) -> Vec<String> {
         .filter(|url| job.allows_link(url))
         .map(String::from)
         .filter(|url| seen.insert(url.clone()))
+        .take(MAX_LINKS_PER_PAGE)
         .collect()
 }
 

@@ -360,3 +360,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_page_gives_at_most_the_link_cap_and_no_overlong_link() {
+    let job = CompiledJob::compile(&base()).expect("valid");
+    let long = format!("/{}", "a".repeat(owlmesh_job::MAX_LINK_BYTES));
+    let mut html = format!("<a href=\"{long}\">too long</a>");
+    for n in 0..owlmesh_job::MAX_LINKS_PER_PAGE + 500 {
+        html.push_str(&format!("<a href=\"/p/{n}\">p</a>"));
+    }
+    let extraction = extract(&job, &url("http://h/"), &html);
+    assert_eq!(extraction.links.len(), owlmesh_job::MAX_LINKS_PER_PAGE);
+    assert_eq!(
+        extraction.links[0], "http://h/p/0",
+        "the overlong link is not followed"
+    );
+    let last = owlmesh_job::MAX_LINKS_PER_PAGE - 1;
+    assert_eq!(extraction.links[last], format!("http://h/p/{last}"));
+}
