@@ -6,12 +6,17 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use owlmesh_proto::v1::Outcome;
+use prost::Message as _;
 use tokio::sync::mpsc;
 
 /// Sent outcomes kept for a session at most while its dispatcher has not said they are
 /// recorded (one that never says so must not make the scraper grow without bound): the
 /// oldest are then taken as recorded.
 const MAX_UNRECORDED: usize = 4096;
+/// Encoded bytes of one outcome batch at most (a batch holds at least one outcome, however
+/// large): batches are split by size as well as by count, so that many pages of many links
+/// never add up to a message larger than the dispatcher reads.
+pub const MAX_OUTCOME_BATCH_BYTES: usize = 1024 * 1024;
 
 /// When the outcome queue lets a batch go.
 #[derive(Debug, Clone, Copy)]
@@ -76,9 +81,20 @@ impl OutcomeQueue {
             .collect()
     }
 
-    /// Up to `size` outcomes, oldest first.
+    /// Up to `size` outcomes, oldest first, of at most [`MAX_OUTCOME_BATCH_BYTES`] together
+    /// (at least one).
     pub(crate) fn take(&mut self, size: usize) -> Vec<Outcome> {
-        let count = size.min(self.pending.len());
+        let mut bytes = 0;
+        let count = self
+            .pending
+            .iter()
+            .take(size)
+            .take_while(|outcome| {
+                let first = bytes == 0;
+                bytes += outcome.encoded_len();
+                first || bytes <= MAX_OUTCOME_BATCH_BYTES
+            })
+            .count();
         let batch = self.pending.drain(..count).collect();
         if self.pending.is_empty() {
             self.oldest_at = None;
@@ -173,6 +189,33 @@ mod tests {
         linger: Duration::from_millis(5),
         hold: false,
     };
+
+    #[tokio::test]
+    async fn batches_are_split_by_bytes_as_well_as_by_count() {
+        let (_sender, receiver) = mpsc::channel(16);
+        let mut queue = OutcomeQueue::new(receiver);
+        let link = "http://h/".to_owned() + &"a".repeat(2000);
+        let heavy = |lease_id| Outcome {
+            lease_id,
+            links: vec![link.clone(); 200],
+            ..Outcome::default()
+        };
+        for lease_id in 1..=6 {
+            queue.push(heavy(lease_id));
+        }
+        let first = queue.take(256);
+        assert_eq!(first.len(), 2, "about 400 KB each, so two fit in 1 MiB");
+        let bytes: usize = first.iter().map(Outcome::encoded_len).sum();
+        assert!(bytes <= MAX_OUTCOME_BATCH_BYTES);
+        queue.push(Outcome {
+            links: vec![link.clone(); 1000],
+            ..heavy(7)
+        });
+        let rest: Vec<usize> = std::iter::from_fn(|| Some(queue.take(256).len()))
+            .take_while(|taken| *taken > 0)
+            .collect();
+        assert_eq!(rest, [2, 2, 1], "an outcome over the budget goes alone");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_batch_goes_when_full_or_when_the_linger_ends() {
