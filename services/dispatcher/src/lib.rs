@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{
     DEFAULT_CLAIM_BATCH, DEFAULT_LEASE, DEFAULT_MAINTENANCE_INTERVAL, DEFAULT_OUTCOME_BATCH,
-    DispatcherConfig, default_database_url,
+    DispatcherConfig, MAX_REQUEST_BYTES, default_database_url,
 };
 pub use error::{DispatcherError, Result};
 pub use node::DispatcherNode;

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::config::MAX_REQUEST_BYTES;
 use crate::frontier::{Frontier, FrontierConfig};
 use crate::service::{self, Dispatcher, DispatcherService, DispatcherTelemetry};
 use crate::{DispatcherConfig, Result};
@@ -69,7 +70,7 @@ impl DispatcherNode {
             shutdown: streams.clone(),
         };
         let server = GrpcServer::new()
-            .add_service(DispatcherServer::new(rpc))
+            .add_service(DispatcherServer::new(rpc).max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(TelemetryServer::new(DispatcherTelemetry(
                 dispatcher.clone(),
             )));
