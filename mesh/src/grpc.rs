@@ -25,6 +25,14 @@ use tonic_reflection::pb::{v1, v1alpha};
 use crate::Result;
 use crate::auth::{self, AuthLayer};
 
+/// Streams one connection may have open at once on any server: a member uses a handful
+/// (membership watches, a work session, archive streams), so thousands from one peer can
+/// only be an attack on the server's memory.
+pub const MAX_CONCURRENT_STREAMS: u32 = 256;
+/// The largest header block a call may send (HTTP/2 `SETTINGS_MAX_HEADER_LIST_SIZE`): the
+/// token and trace context need a few hundred bytes.
+pub const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
+
 /// A gRPC server under construction: health is already in, reflection is added when it
 /// serves, once every service it advertises is known.
 pub struct GrpcServer {
@@ -132,6 +140,8 @@ impl GrpcServer {
         };
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
+            .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+            .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
             .layer(crate::trace_layer::layer())
             .layer(AuthLayer::new(auth::identity().trusted))
