@@ -34,7 +34,14 @@ pub(crate) fn install_for_service(
 
 /// Installs a client command's identity: the token it sends, if it has one.
 pub(crate) fn install_for_client(options: &TokenOptions) -> anyhow::Result<()> {
-    let credentials = match tokens(options, Path::new(DEFAULT_DATA_DIR))? {
+    install_sending(tokens(options, Path::new(DEFAULT_DATA_DIR))?.as_ref());
+    Ok(())
+}
+
+/// Installs an identity that sends the first of `tokens` (nothing without any) and checks
+/// none: what a client process is.
+pub(crate) fn install_sending(tokens: Option<&TokenSet>) {
+    let credentials = match tokens {
         Some(tokens) => Credentials::bearer(tokens.own()),
         None => Credentials::default(),
     };
@@ -42,7 +49,6 @@ pub(crate) fn install_for_client(options: &TokenOptions) -> anyhow::Result<()> {
         trusted: None,
         credentials,
     });
-    Ok(())
 }
 
 /// The tokens `options` name, or those of `<data_dir>/token` when it exists.

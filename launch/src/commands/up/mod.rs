@@ -176,9 +176,11 @@ impl MeshTokens {
             token_file: settled.file.clone(),
             token: settled.given.clone(),
         };
-        settled.own = crate::identity::tokens(&file_options, data_dir)?
+        let tokens = crate::identity::tokens(&file_options, data_dir)?;
+        settled.own = tokens
+            .as_ref()
             .map(|tokens| tokens.own().expose().to_owned());
-        crate::identity::install_for_client(&file_options)?;
+        crate::identity::install_sending(tokens.as_ref());
         Ok(settled)
     }
 
