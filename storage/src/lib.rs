@@ -8,9 +8,12 @@
 //!   values bound to them; [`WriteTx`] runs statements inside one write transaction.
 //! - [`Schema`] carries a store's embedded migrations for each backend, tracked in a table of
 //!   the store's choosing, so several stores can share one PostgreSQL database.
+//! - [`Durability`] says what an acknowledged write survives: a killed process, or a power
+//!   loss (SQLite's `synchronous` setting, and whether files are flushed).
 //! - With the `testing` feature, `testing` gives a fresh database of every backend a test
 //!   run can reach, so a storage suite is written once and runs on both.
 
+mod durability;
 mod error;
 mod pool;
 mod statement;
@@ -18,6 +21,7 @@ mod statement;
 pub mod testing;
 mod transaction;
 
+pub use durability::{Durability, UnknownDurability};
 pub use error::{Result, StorageError, Transient, transient};
 pub use pool::{Backend, Pool, Schema, is_postgres_url};
 pub use statement::{BothRows, Param, Statement};

@@ -8,6 +8,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::SqliteSynchronous;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
+use crate::durability::Durability;
 use crate::error::Result;
 use crate::statement::{BothRows, Statement};
 use crate::transaction::WriteTx;
@@ -86,11 +87,23 @@ impl Pool {
     /// missing) and runs the migrations of its backend. `max_connections` bounds the
     /// PostgreSQL pool and SQLite's reader pool; SQLite always has one writer.
     pub async fn connect(url: &str, max_connections: u32, schema: &Schema) -> Result<Self> {
+        Self::connect_durable(url, max_connections, Durability::default(), schema).await
+    }
+
+    /// Connects as [`Self::connect`] does, with SQLite committing to `durability`.
+    /// PostgreSQL keeps the server's own `synchronous_commit` (by default `on`: power-loss
+    /// durable), which is the database administrator's to lower.
+    pub async fn connect_durable(
+        url: &str,
+        max_connections: u32,
+        durability: Durability,
+        schema: &Schema,
+    ) -> Result<Self> {
         let max_connections = max_connections.max(1);
         if is_postgres_url(url) {
             connect_postgres(url, max_connections, &schema.postgres).await
         } else {
-            connect_sqlite(url, max_connections, &schema.sqlite).await
+            connect_sqlite(url, max_connections, durability, &schema.sqlite).await
         }
     }
 
@@ -149,7 +162,19 @@ async fn connect_postgres(url: &str, max_connections: u32, migrator: &Migrator) 
     Ok(Pool::Postgres(pool))
 }
 
-async fn connect_sqlite(url: &str, readers: u32, migrator: &Migrator) -> Result<Pool> {
+async fn connect_sqlite(
+    url: &str,
+    readers: u32,
+    durability: Durability,
+    migrator: &Migrator,
+) -> Result<Pool> {
+    // In WAL mode NORMAL syncs the log only at checkpoints: a commit is safe from a killed
+    // process at once, from a power loss only after the next checkpoint. FULL syncs the log
+    // at every commit.
+    let synchronous = match durability {
+        Durability::PowerLoss => SqliteSynchronous::Full,
+        Durability::ProcessCrash => SqliteSynchronous::Normal,
+    };
     let options = if url.starts_with("sqlite:") {
         SqliteConnectOptions::from_str(url)?
     } else {
@@ -157,7 +182,7 @@ async fn connect_sqlite(url: &str, readers: u32, migrator: &Migrator) -> Result<
     }
     .create_if_missing(true)
     .journal_mode(SqliteJournalMode::Wal)
-    .synchronous(SqliteSynchronous::Normal)
+    .synchronous(synchronous)
     .busy_timeout(SQLITE_BUSY_TIMEOUT);
     // The one writer connection is kept for good: its page cache and prepared statements stay
     // warm, and an in-memory database lives exactly as long as it does.

@@ -2,7 +2,7 @@
 //! are all-or-nothing, and SQLite writers in several processes queue instead of failing.
 
 use owlmesh_storage::testing::{TestDatabase, each_backend};
-use owlmesh_storage::{Backend, Param, Pool, Schema, Statement};
+use owlmesh_storage::{Backend, Durability, Param, Pool, Schema, Statement};
 
 const FILE: &str = "notes.sqlite3";
 
@@ -94,6 +94,30 @@ async fn an_sqlite_file_is_in_wal_mode() {
     assert_eq!(mode, "wal");
     pool.close().await;
     database.remove().await;
+}
+
+/// SQLite's `synchronous` is what the durability level promises: FULL (2) flushes the
+/// log at every commit, NORMAL (1) at checkpoints; the writer and the readers agree.
+#[tokio::test]
+async fn an_sqlite_file_syncs_as_its_durability_level_says() {
+    for (durability, expected) in [(Durability::PowerLoss, 2), (Durability::ProcessCrash, 1)] {
+        let database = TestDatabase::sqlite(FILE);
+        let pool = Pool::connect_durable(database.url(), 4, durability, &schema())
+            .await
+            .unwrap();
+        let Pool::Sqlite { reader, writer } = &pool else {
+            panic!("a file path opens SQLite");
+        };
+        for connections in [writer, reader] {
+            let (synchronous,): (i64,) = sqlx::query_as("PRAGMA synchronous")
+                .fetch_one(connections)
+                .await
+                .unwrap();
+            assert_eq!(synchronous, expected, "{durability}");
+        }
+        pool.close().await;
+        database.remove().await;
+    }
 }
 
 /// Two pools on one file stand for two processes. Each transaction reads before it writes,
