@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use owlmesh_egress::EgressGuard;
+use owlmesh_storage::Durability;
 
 use crate::error::{ArchiverError, Result};
 use crate::validate;
@@ -52,6 +53,9 @@ pub struct ArchiveConfig {
     pub max_connections: u32,
     /// Whether to append each job's new items to `<data_dir>/<job_id>.jsonl`.
     pub jsonl_files: bool,
+    /// What an acknowledged batch survives: SQLite's `synchronous`, and whether the JSON-lines
+    /// files are flushed to disk before the acknowledgement.
+    pub durability: Durability,
     /// How long events are kept; `None` keeps them forever.
     pub event_retention: Option<Duration>,
     /// How often old events are purged.
@@ -85,6 +89,7 @@ impl Default for ArchiveConfig {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             jsonl_files: true,
+            durability: Durability::default(),
             event_retention: Some(DEFAULT_EVENT_RETENTION),
             retention_interval: DEFAULT_RETENTION_INTERVAL,
             webhooks: WebhookConfig::default(),

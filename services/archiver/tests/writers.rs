@@ -46,6 +46,67 @@ async fn jsonl_file_gets_one_line_per_new_item() {
     harness.stop().await;
 }
 
+/// A crash in the middle of an append leaves a partial last line: the next append cuts it
+/// off (keeping it beside the file), so the file stays valid JSON lines, every whole record
+/// stays, and the new records start on a line of their own.
+#[tokio::test]
+async fn a_torn_last_line_is_cut_off_before_the_next_append() {
+    let whole =
+        "{\"url\":\"https://site.example/old-1\"}\n{\"url\":\"https://site.example/old-2\"}\n";
+    let torn = "{\"url\":\"https://site.exa";
+    let harness = Harness::start(|config| {
+        std::fs::write(config.data_dir.join("job.jsonl"), format!("{whole}{torn}")).unwrap();
+    })
+    .await;
+    harness
+        .archive(vec![batch(1, pages("job", 0, 2, "article"), vec![])])
+        .await;
+
+    let written = std::fs::read_to_string(harness.dir.path().join("job.jsonl")).unwrap();
+    let urls: Vec<String> = written
+        .lines()
+        .map(|line| {
+            let record: Value = serde_json::from_str(line).expect("every line is JSON");
+            record["url"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            "https://site.example/old-1",
+            "https://site.example/old-2",
+            "https://site.example/0",
+            "https://site.example/1"
+        ]
+    );
+    assert!(written.ends_with('\n'));
+    let aside = std::fs::read_to_string(harness.dir.path().join("job.jsonl.torn")).unwrap();
+    assert_eq!(
+        aside,
+        format!("{torn}\n"),
+        "the fragment is kept, not thrown away"
+    );
+    harness.stop().await;
+}
+
+/// With power-loss durability every append is flushed before the acknowledgement; the file
+/// reads the same.
+#[tokio::test]
+async fn jsonl_file_is_written_the_same_when_flushed_for_power_loss() {
+    let harness = Harness::start(|config| {
+        config.durability = owlmesh_archiver::Durability::PowerLoss;
+    })
+    .await;
+    let (acks, failure) = harness
+        .archive(vec![batch(1, pages("job", 0, 3, "article"), vec![])])
+        .await;
+    assert!(failure.is_none(), "{failure:?}");
+    assert_eq!(acks.len(), 1);
+    let written = std::fs::read_to_string(harness.dir.path().join("job.jsonl")).unwrap();
+    assert_eq!(written.lines().count(), 3);
+    harness.stop().await;
+}
+
 /// What the webhook receiver saw.
 #[derive(Clone, Default)]
 struct Receiver {

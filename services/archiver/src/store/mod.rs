@@ -16,7 +16,7 @@ use owlmesh_proto::v1::ArchiveBatch;
 
 use crate::error::{ArchiverError, Result};
 use crate::item::{Fields, now_ms};
-use owlmesh_storage::{Pool, Schema};
+use owlmesh_storage::{Durability, Pool, Schema};
 
 /// The page size of queries that do not ask for one.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
@@ -205,7 +205,16 @@ impl ArchiveStore {
     /// Opens the archive at `url` (`postgres://…`, `sqlite:…` or an SQLite file path), creating
     /// an SQLite file if missing, and runs the migrations of its backend.
     pub async fn open(url: &str, max_connections: u32) -> Result<Self> {
-        let pool = Pool::connect(url, max_connections, &schema()).await?;
+        Self::open_durable(url, max_connections, Durability::default()).await
+    }
+
+    /// Opens the archive as [`Self::open`] does, committing to `durability` on SQLite.
+    pub async fn open_durable(
+        url: &str,
+        max_connections: u32,
+        durability: Durability,
+    ) -> Result<Self> {
+        let pool = Pool::connect_durable(url, max_connections, durability, &schema()).await?;
         Ok(Self { pool })
     }
 

@@ -42,9 +42,9 @@ pub(crate) struct WriterContext {
 impl ResultWriters {
     /// Starts the writers that `config` asks for.
     pub(crate) fn start(config: &ArchiveConfig, context: &WriterContext) -> Result<Self> {
-        let jsonl = config
-            .jsonl_files
-            .then(|| JsonLinesWriter::new(config.data_dir.clone()));
+        let jsonl = config.jsonl_files.then(|| {
+            JsonLinesWriter::new(config.data_dir.clone(), config.durability.syncs_files())
+        });
         let webhooks = match config.webhooks.urls.is_empty() {
             true => Vec::new(),
             false => {
