@@ -5,9 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use owlmesh_mesh::MeshError;
+use owlmesh_mesh::api;
 use owlmesh_mesh::grpc::GrpcServer;
-use owlmesh_proto::v1::directory_server::DirectoryServer;
-use owlmesh_proto::v1::telemetry_server::TelemetryServer;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -32,8 +31,8 @@ impl DirectoryNode {
         let service = DirectoryService::new(config, stop.clone());
         tokio::spawn(expire_leases(service.registry.clone(), stop.clone()));
         let server = GrpcServer::new()
-            .add_service(DirectoryServer::new(service.clone()))
-            .add_service(TelemetryServer::new(service));
+            .add_service(api::directory_server(service.clone()))
+            .add_service(api::telemetry_server(service));
         server.health().set_serving().await;
         let address = listener.local_addr().map_err(MeshError::from)?;
         info!(%address, "directory serving");

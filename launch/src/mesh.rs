@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use owlmesh_mesh::MeshError;
+use owlmesh_mesh::api;
 use owlmesh_mesh::auth::MeshChannel;
 use owlmesh_mesh::client::{
     ChannelOptions, FailoverChannel, MembershipWatcher, connect, connect_lazy,
@@ -33,7 +34,7 @@ impl Mesh {
             match connect(address, &options).await {
                 Ok(channel) => {
                     return Ok(Self {
-                        directory: DirectoryClient::new(channel),
+                        directory: api::directory_client(channel),
                         address: address.clone(),
                     });
                 }
@@ -93,7 +94,7 @@ impl Mesh {
         let dispatchers = self.dispatchers().await?;
         let mut call = call;
         let answer = dispatchers
-            .call(|channel, _| call(DispatcherClient::new(channel)))
+            .call(|channel, _| call(api::dispatcher_client(channel)))
             .await;
         answer.map_err(status_error)
     }

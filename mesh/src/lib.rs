@@ -19,6 +19,7 @@
 mod address;
 pub mod auth;
 pub mod client;
+pub mod api;
 pub mod clock;
 mod error;
 pub mod grpc;

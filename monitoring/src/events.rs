@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use owlmesh_mesh::api;
 use owlmesh_mesh::client::{ChannelOptions, connect_lazy};
-use owlmesh_proto::v1::dispatcher_client::DispatcherClient;
 use owlmesh_proto::v1::{Event, WatchEventsRequest};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -182,7 +182,7 @@ pub(crate) async fn follow_primary(
 /// Records every event of one dispatcher's stream until it breaks.
 async fn stream_events(dashboard: &Dashboard, address: &str) -> Result<(), Status> {
     let channel = connect_lazy(address, &ChannelOptions::default()).map_err(Status::from)?;
-    let mut events = DispatcherClient::new(channel)
+    let mut events = api::dispatcher_client(channel)
         .watch_events(WatchEventsRequest::default())
         .await?
         .into_inner();

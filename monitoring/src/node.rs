@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use owlmesh_mesh::api;
 use owlmesh_mesh::client::MembershipWatcher;
 use owlmesh_mesh::grpc::GrpcServer;
 use owlmesh_mesh::{MemberConfig, MeshMember};
-use owlmesh_proto::v1::telemetry_server::TelemetryServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -137,7 +137,7 @@ async fn join_mesh(
     http_address: SocketAddr,
 ) -> Result<MeshMember> {
     let grpc_listener = TcpListener::bind(SocketAddr::new(http_address.ip(), 0)).await?;
-    let server = GrpcServer::new().add_service(TelemetryServer::new(
+    let server = GrpcServer::new().add_service(api::telemetry_server(
         telemetry::DashboardTelemetry(dashboard.clone()),
     ));
     let member = MemberConfig {

@@ -12,8 +12,8 @@ use std::io::Write;
 
 use anyhow::Context;
 use owlmesh_archiver::spreadsheet_safe;
+use owlmesh_mesh::api;
 use owlmesh_proto::v1::ExportRequest;
-use owlmesh_proto::v1::archiver_client::ArchiverClient;
 
 use crate::cli::{ExportFormat, ExportOptions};
 use crate::mesh::{Mesh, status_error};
@@ -70,7 +70,7 @@ async fn each_line(
     };
     for archiver in archivers {
         merge.next_shard();
-        let mut client = ArchiverClient::new(mesh.channel(&archiver)?);
+        let mut client = api::archiver_client(mesh.channel(&archiver)?);
         let request = ExportRequest {
             job_id: options.id.clone(),
             format: "jsonl".into(),

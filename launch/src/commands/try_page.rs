@@ -2,10 +2,10 @@
 //! handlers extract, without archiving anything. For writing job specs.
 
 use crate::output::outln;
+use owlmesh_mesh::api;
 use owlmesh_mesh::trace_context::{self, TARGET};
 use owlmesh_proto::v1::TryRequest;
 use owlmesh_proto::v1::field_value::Value;
-use owlmesh_proto::v1::scraper_client::ScraperClient;
 use serde_json::json;
 use tracing::Instrument;
 use tracing::field::Empty;
@@ -30,7 +30,7 @@ pub(crate) async fn run(options: TryOptions) -> anyhow::Result<()> {
             spec: Some(spec),
         })
     });
-    let answer = ScraperClient::new(mesh.channel(scraper)?)
+    let answer = api::scraper_client(mesh.channel(scraper)?)
         .r#try(request)
         .instrument(span)
         .await

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use owlmesh_proto::v1::directory_client::DirectoryClient;
 use owlmesh_proto::v1::{Instance, ListRequest, Membership};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -12,6 +11,7 @@ use tracing::{debug, warn};
 
 use super::backoff::Backoff;
 use super::channels::{ChannelOptions, connect_lazy};
+use crate::api;
 use crate::client::failover::sort_failover;
 use crate::ring::HashRouter;
 
@@ -141,7 +141,7 @@ async fn watch_one(
     backoff: &mut Backoff,
 ) -> Result<(), Status> {
     let channel = connect_lazy(directory, &ChannelOptions::default()).map_err(Status::from)?;
-    let mut client = DirectoryClient::new(channel);
+    let mut client = api::directory_client(channel);
     let request = ListRequest {
         kind: kind.to_owned(),
     };

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use owlmesh_proto::v1::archiver_client::ArchiverClient;
 use owlmesh_proto::v1::{ArchiveBatch, Event, PageRecord};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
@@ -23,6 +22,7 @@ use tracing::{debug, warn};
 
 use super::channels::{ChannelOptions, connect_lazy};
 use super::membership::MembershipWatcher;
+use crate::api;
 
 /// Items (pages and events) the outbox holds at most, unless configured otherwise.
 pub const DEFAULT_OUTBOX_CAPACITY: usize = 8192;
@@ -370,7 +370,7 @@ impl Shard {
         let channel =
             connect_lazy(&self.address, &ChannelOptions::default()).map_err(Status::from)?;
         let (batches, receiver) = mpsc::channel(BATCHES_IN_FLIGHT);
-        let mut acks = ArchiverClient::new(channel)
+        let mut acks = api::archiver_client(channel)
             .archive(ReceiverStream::new(receiver))
             .await?
             .into_inner();

@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 
 use super::backoff::Backoff;
 use super::channels::{ChannelOptions, connect_lazy};
+use crate::api;
 use crate::auth::MeshChannel;
 
 /// How long a graceful deregistration may take per directory.
@@ -130,7 +131,7 @@ impl Session {
                 return;
             }
         };
-        let mut client = DirectoryClient::new(channel);
+        let mut client = api::directory_client(channel);
         let mut backoff = Backoff::new(RETRY_INITIAL, RETRY_MAX);
         let mut lease_id = None;
         let mut was_failing = false;

@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
+use owlmesh_mesh::api;
 use owlmesh_mesh::client::retry;
 use owlmesh_mesh::grpc::GrpcServer;
 use owlmesh_mesh::{MemberConfig, MeshMember};
-use owlmesh_proto::v1::telemetry_server::TelemetryServer;
 use tokio::net::TcpListener;
 use tracing::info;
 
@@ -34,7 +34,7 @@ impl ArchiverNode {
         };
         let server = GrpcServer::new()
             .add_service(service.clone().into_server())
-            .add_service(TelemetryServer::new(telemetry));
+            .add_service(api::telemetry_server(telemetry));
         let member = MemberConfig {
             kind: "archiver".into(),
             id: config.id,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::{BoxStream, FuturesOrdered};
+use owlmesh_mesh::api;
 use owlmesh_proto::v1::archiver_server::{Archiver, ArchiverServer};
 use owlmesh_proto::v1::{
     ArchiveAck, ArchiveBatch, DataItem, Document, Event, ExportChunk, ExportRequest,
@@ -37,8 +38,8 @@ const ACK_BUFFER: usize = 16;
 /// Batches of one `Archive` stream being committed at once: a producer's next batches join
 /// the group commit while its earlier ones are still being stored.
 const BATCHES_IN_PROGRESS: usize = 4;
-/// The largest request the server decodes: a generous batch of pages with their fields.
-pub const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
+/// The largest request the server decodes (one home: [`owlmesh_mesh::api`]).
+pub use owlmesh_mesh::api::ARCHIVER_REQUEST_BYTES as MAX_REQUEST_BYTES;
 
 /// The archiver: a cheap handle to the store, the writers and the background tasks.
 #[derive(Debug, Clone)]
@@ -116,7 +117,7 @@ impl ArchiverService {
 
     /// The tonic server for this service, ready for `add_service`.
     pub fn into_server(self) -> ArchiverServer<Self> {
-        ArchiverServer::new(self).max_decoding_message_size(MAX_REQUEST_BYTES)
+        api::archiver_server(self)
     }
 
     /// The archive.

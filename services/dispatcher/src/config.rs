@@ -3,10 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The largest message a dispatcher reads: one outcome may carry up to
-/// [`owlmesh_job::MAX_LINKS_PER_PAGE`] links of [`owlmesh_job::MAX_LINK_BYTES`] (12 MiB);
-/// scrapers split batches at 1 MiB, so only such a page makes a message this large.
-pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+/// The largest message a dispatcher reads (one home: [`owlmesh_mesh::api`]).
+pub use owlmesh_mesh::api::DISPATCHER_REQUEST_BYTES as MAX_REQUEST_BYTES;
 
 /// How long a scraper may hold an assignment before it goes back to the frontier.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);

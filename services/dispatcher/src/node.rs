@@ -4,18 +4,16 @@
 
 use std::sync::Arc;
 
+use owlmesh_mesh::api;
 use owlmesh_mesh::client::{ArchiveOutbox, MembershipWatcher, OutboxConfig, retry};
 use owlmesh_mesh::grpc::GrpcServer;
 use owlmesh_mesh::{MemberConfig, MeshMember};
-use owlmesh_proto::v1::dispatcher_server::DispatcherServer;
-use owlmesh_proto::v1::telemetry_server::TelemetryServer;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::config::MAX_REQUEST_BYTES;
 use crate::frontier::{Frontier, FrontierConfig};
 use crate::service::{self, Dispatcher, DispatcherService, DispatcherTelemetry};
 use crate::{DispatcherConfig, Result};
@@ -70,8 +68,8 @@ impl DispatcherNode {
             shutdown: streams.clone(),
         };
         let server = GrpcServer::new()
-            .add_service(DispatcherServer::new(rpc).max_decoding_message_size(MAX_REQUEST_BYTES))
-            .add_service(TelemetryServer::new(DispatcherTelemetry(
+            .add_service(api::dispatcher_server(rpc))
+            .add_service(api::telemetry_server(DispatcherTelemetry(
                 dispatcher.clone(),
             )));
         let member = MeshMember::join(server, listener, member_config).await?;

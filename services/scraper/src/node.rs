@@ -5,11 +5,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use owlmesh_mesh::api;
 use owlmesh_mesh::client::{ArchiveOutbox, MembershipWatcher, OutboxConfig};
 use owlmesh_mesh::grpc::GrpcServer;
 use owlmesh_mesh::{MemberConfig, MeshMember};
-use owlmesh_proto::v1::scraper_server::ScraperServer;
-use owlmesh_proto::v1::telemetry_server::TelemetryServer;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -68,10 +67,10 @@ impl ScraperNode {
             draining: parts.signals.draining.clone(),
         };
         let server = GrpcServer::new()
-            .add_service(ScraperServer::new(TryService::new(Arc::clone(
+            .add_service(api::scraper_server(TryService::new(Arc::clone(
                 &parts.crawler,
             ))))
-            .add_service(TelemetryServer::new(ScraperTelemetry(gauges.clone())));
+            .add_service(api::telemetry_server(ScraperTelemetry(gauges.clone())));
         let member = MeshMember::join(server, listener, member_config(&config)).await?;
         tokio::spawn(gauges.report_load(member.load_reporter(), background.clone()));
         let stop_link = CancellationToken::new();

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Context;
-use owlmesh_proto::v1::archiver_client::ArchiverClient;
+use owlmesh_mesh::api;
 use owlmesh_proto::v1::field_value::Value;
 use owlmesh_proto::v1::{DataItem, QueryItemsRequest};
 use owlmesh_site::{PRODUCT_HANDLER, Site};
@@ -95,7 +95,7 @@ pub(super) fn compare(
 async fn archived_skus(mesh: &Mesh, job_id: &str) -> anyhow::Result<Vec<String>> {
     let mut skus = Vec::new();
     for archiver in mesh.list("archiver").await? {
-        let mut client = ArchiverClient::new(mesh.channel(&archiver)?);
+        let mut client = api::archiver_client(mesh.channel(&archiver)?);
         let mut page_token = String::new();
         loop {
             let request = QueryItemsRequest {

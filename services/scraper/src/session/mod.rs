@@ -20,8 +20,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use owlmesh_mesh::api;
 use owlmesh_mesh::client::{Backoff, ChannelOptions, MembershipWatcher, connect_lazy};
-use owlmesh_proto::v1::dispatcher_client::DispatcherClient;
 use owlmesh_proto::v1::work_message::Message as Inbound;
 use owlmesh_proto::v1::worker_message::Message as Outbound;
 use owlmesh_proto::v1::{
@@ -198,7 +198,7 @@ impl WorkLink {
             }),
         };
         let _ = outbound.try_send(message(Outbound::Hello(hello)));
-        let mut client = DispatcherClient::new(channel);
+        let mut client = api::dispatcher_client(channel);
         let opening = tokio::time::timeout(OPEN_TIMEOUT, client.work(transport.clone()));
         let opened = tokio::select! {
             _ = self.stop.cancelled() => return None,
