@@ -69,8 +69,9 @@ impl ArchiverService {
                 source,
             })?;
         let url = config.effective_database_url();
-        let store = ArchiveStore::open(&url, config.max_connections).await?;
-        tracing::info!(backend = store.backend_name(), "archive open");
+        let store =
+            ArchiveStore::open_durable(&url, config.max_connections, config.durability).await?;
+        tracing::info!(backend = store.backend_name(), durability = %config.durability, "archive open");
         Self::with_store(store, &config)
     }
 
