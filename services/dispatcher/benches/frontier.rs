@@ -51,8 +51,10 @@ async fn run(backend: &str, url: &str) -> anyhow::Result<()> {
             spec: &spec,
             seeds: &seeds,
             now_ms: now_ms(),
+            request_id: None,
         })
-        .await?;
+        .await?
+        .job;
     let admitted = started.elapsed();
     let started = Instant::now();
     let mut settled = 0;

@@ -22,7 +22,9 @@ pub use config::{
 };
 pub use error::{DispatcherError, Result};
 pub use node::DispatcherNode;
-pub use service::admitted_link;
+pub use service::{
+    DEFAULT_JOBS_PAGE_SIZE, MAX_JOBS_PAGE_SIZE, MAX_REQUEST_ID_BYTES, admitted_link,
+};
 
 /// Runs a dispatcher on `listener` until `shutdown` is cancelled.
 pub async fn serve(

@@ -6,8 +6,14 @@
 //! those the host filter and per-host cap allow, and leases them with one conditional
 //! `UPDATE … WHERE state = 'queued' … RETURNING`. On SQLite the transaction holds the single
 //! write lock; on PostgreSQL the candidates are read `FOR UPDATE SKIP LOCKED`.
+//!
+//! Lease ids are drawn here, on either backend, from the operating system's random
+//! generator ([`new_lease_id`]): an id that cannot be guessed cannot be reported on by
+//! anyone but the scraper it was sent to.
 
 use std::collections::{BTreeSet, HashMap};
+
+use rand::Rng as _;
 
 use super::error::Result;
 use super::ledger::Ledger;
@@ -18,6 +24,13 @@ use owlmesh_storage::{Pool, Statement, WriteTx};
 /// A claim reads this many candidates per URL it still needs, so that the per-host cap and an
 /// owner predicate have some to choose from.
 pub const CLAIM_SCAN_FACTOR: usize = 4;
+
+/// A fresh lease id: a random positive 63-bit integer (it is stored as a signed 64-bit
+/// one). A clash with a lease in flight is as likely as guessing one, and the unique index on
+/// leased rows refuses it rather than letting two URLs share an id.
+pub(super) fn new_lease_id() -> i64 {
+    (rand::rng().random::<u64>() >> 1) as i64
+}
 
 /// A due queued URL a claim may take.
 #[derive(Debug, sqlx::FromRow)]
@@ -149,7 +162,8 @@ impl Taken {
 /// Leases the URLs with these ids to the request's owner; returns them in the order given.
 async fn lease(tx: &mut WriteTx, ids: &[i64], request: &ClaimRequest<'_>) -> Result<Vec<Claimed>> {
     let expires_at = request.now_ms.saturating_add(request.lease_ms);
-    let list = serde_json::to_string(ids)?;
+    let leases: Vec<(i64, i64)> = ids.iter().map(|id| (*id, new_lease_id())).collect();
+    let list = serde_json::to_string(&leases)?;
     let statement = Statement::new(tx.sql().lease_urls)
         .text(request.owner)
         .int(expires_at)

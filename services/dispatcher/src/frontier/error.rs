@@ -51,6 +51,17 @@ pub enum FrontierError {
         /// Why it does not decode.
         source: prost::DecodeError,
     },
+    /// A request id already names a job created from another spec.
+    #[error(
+        "request_id: {request_id:?} already created job {job} from another spec; \
+         use a fresh request id for a new job"
+    )]
+    RequestIdReused {
+        /// The request id.
+        request_id: String,
+        /// The job it created.
+        job: String,
+    },
     /// A batch could not be encoded as JSON for the database.
     #[error("encoding a batch: {0}")]
     Encode(#[from] serde_json::Error),
@@ -70,6 +81,7 @@ impl From<FrontierError> for tonic::Status {
             FrontierError::InvalidSchedule(_) | FrontierError::UnknownState(_) => {
                 Self::invalid_argument(message)
             }
+            FrontierError::RequestIdReused { .. } => Self::already_exists(message),
             FrontierError::Database(ref database) => match owlmesh_storage::transient(database) {
                 Some(Transient::Unavailable) => Self::unavailable(message),
                 Some(Transient::Conflict) => Self::aborted(message),

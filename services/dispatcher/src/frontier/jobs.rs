@@ -8,7 +8,8 @@ use super::admit::{Admission, Candidate, admit};
 use super::error::{FrontierError, Result};
 use super::ledger::{Counts, JobRow, Ledger};
 use super::model::{
-    EpochStart, JobDepth, JobRecord, JobState, NewJob, QueueDepth, UrlRecord, UrlState,
+    EpochStart, JobCursor, JobDepth, JobPage, JobRecord, JobState, NewJob, QueueDepth, Submitted,
+    UnreadableJob, UrlRecord, UrlState,
 };
 use super::store::Dialect as _;
 use owlmesh_storage::{Pool, Statement, WriteTx};
@@ -77,8 +78,65 @@ fn decode(row: JobWithSpec) -> Result<JobRecord> {
     Ok(record(&row.job, spec))
 }
 
-/// Stores a new job and admits its seeds; see [`super::Frontier::create_job`].
-pub(super) async fn create_job(pool: &Pool, new: NewJob<'_>) -> Result<JobRecord> {
+/// Stores a new job and admits its seeds, unless its request id names a job already; see
+/// [`super::Frontier::create_job`].
+pub(super) async fn create_job(pool: &Pool, new: NewJob<'_>) -> Result<Submitted> {
+    let Some(request_id) = new.request_id else {
+        return Ok(Submitted {
+            job: insert_job(pool, new).await?,
+            created: true,
+        });
+    };
+    if let Some(earlier) = submitted_before(pool, request_id, new.spec).await? {
+        return Ok(earlier);
+    }
+    match insert_job(pool, new).await {
+        Ok(job) => Ok(Submitted { job, created: true }),
+        // The same request reached another dispatcher (or this one twice) at the same time,
+        // and its job was stored first: the unique index on request ids refused this one.
+        Err(FrontierError::Database(error)) if is_unique_violation(&error) => {
+            match submitted_before(pool, request_id, new.spec).await? {
+                Some(earlier) => Ok(earlier),
+                None => Err(FrontierError::Database(error)),
+            }
+        }
+        Err(error) => Err(error),
+    }
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|error| error.is_unique_violation())
+}
+
+/// The job stored under `request_id`, if any, when it was created from `spec`; a job from
+/// another spec is [`FrontierError::RequestIdReused`].
+async fn submitted_before(
+    pool: &Pool,
+    request_id: &str,
+    spec: &JobSpec,
+) -> Result<Option<Submitted>> {
+    let statement = Statement::new(pool.sql().job_by_request_id).text(request_id);
+    let rows: Vec<JobWithSpec> = pool.fetch_all(statement).await?;
+    let Some(row) = rows.into_iter().next() else {
+        return Ok(None);
+    };
+    let job = decode(row)?;
+    if job.spec != *spec {
+        return Err(FrontierError::RequestIdReused {
+            request_id: request_id.to_owned(),
+            job: job.id,
+        });
+    }
+    Ok(Some(Submitted {
+        job,
+        created: false,
+    }))
+}
+
+/// Stores a new job and admits its seeds, in one transaction.
+async fn insert_job(pool: &Pool, new: NewJob<'_>) -> Result<JobRecord> {
     let spec = new.spec;
     let recrawl = match &spec.recrawl {
         Some(schedule) => Recrawl::of_schedule(schedule)
@@ -117,7 +175,8 @@ pub(super) async fn create_job(pool: &Pool, new: NewJob<'_>) -> Result<JobRecord
         .text(&job.recrawl_cron)
         .int(job.epoch)
         .int(job.epoch_started_at)
-        .int(job.next_epoch_at);
+        .int(job.next_epoch_at)
+        .text(new.request_id.unwrap_or_default());
     tx.execute(statement).await?;
     let id = job.id.clone();
     let mut ledger = Ledger::inserted(job);
@@ -149,10 +208,42 @@ pub(super) async fn get_job(pool: &Pool, id: &str) -> Result<JobRecord> {
     decode(row)
 }
 
-/// Every job, newest first; see [`super::Frontier::list_jobs`].
-pub(super) async fn list_jobs(pool: &Pool) -> Result<Vec<JobRecord>> {
-    let rows: Vec<JobWithSpec> = pool.fetch_all(Statement::new(pool.sql().all_jobs)).await?;
-    rows.into_iter().map(decode).collect()
+/// A page of jobs, newest first; see [`super::Frontier::list_jobs`].
+pub(super) async fn list_jobs(
+    pool: &Pool,
+    after: Option<&JobCursor>,
+    limit: usize,
+) -> Result<JobPage> {
+    let (created_at, id) = match after {
+        Some(cursor) => (cursor.created_at_ms, cursor.id.as_str()),
+        None => (i64::MAX, ""),
+    };
+    // One row more than the page tells whether another page follows.
+    let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+    let statement = Statement::new(pool.sql().jobs_page)
+        .int(created_at)
+        .text(id)
+        .int(fetch);
+    let mut rows: Vec<JobWithSpec> = pool.fetch_all(statement).await?;
+    let mut page = JobPage::default();
+    if rows.len() > limit {
+        rows.truncate(limit);
+        page.next = rows.last().map(|row| JobCursor {
+            created_at_ms: row.job.created_at,
+            id: row.job.id.clone(),
+        });
+    }
+    for row in rows {
+        let id = row.job.id.clone();
+        match decode(row) {
+            Ok(job) => page.jobs.push(job),
+            Err(error) => page.unreadable.push(UnreadableJob {
+                id,
+                reason: error.to_string(),
+            }),
+        }
+    }
+    Ok(page)
 }
 
 /// Whether a person (or the dispatcher) may move a job from `from` to `to`.

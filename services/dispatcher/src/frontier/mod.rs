@@ -7,7 +7,7 @@
 //! storage layer (`owlmesh-storage`, shared with the archive: one writer connection and
 //! `BEGIN IMMEDIATE` on SQLite, native row types on each backend). The SQL is written once
 //! (`sql.rs`): batches travel as one JSON parameter that the database unpacks, the dialects
-//! differ only in fragments (row locks, lease ids, how JSON becomes rows), and only the
+//! differ only in fragments (row locks, how JSON becomes rows), and only the
 //! per-host claim has two forms (a correlated subquery on SQLite, `LATERAL` on PostgreSQL).
 //!
 //! # Schema, in brief
@@ -59,10 +59,11 @@ pub use complete::{
 pub use error::{FrontierError, Result};
 pub use known::KNOWN_URLS_CAPACITY;
 pub use model::{
-    ClaimRequest, Claimed, Completion, CompletionReport, EpochStart, HostFilter, JobDepth,
-    JobRecord, JobState, NewJob, NewUrl, Progress, QueueDepth, UrlKey, UrlRecord, UrlState,
+    ClaimRequest, Claimed, Completion, CompletionReport, EpochStart, HostFilter, JobCursor,
+    JobDepth, JobPage, JobRecord, JobState, NewJob, NewUrl, Progress, QueueDepth, Submitted,
+    UnreadableJob, UrlKey, UrlRecord, UrlState,
 };
-pub use owlmesh_storage::Backend;
+pub use owlmesh_storage::{Backend, Durability};
 
 use known::KnownUrls;
 use leases::Leases;
@@ -80,6 +81,8 @@ pub struct FrontierConfig {
     pub database_url: String,
     /// Connections to PostgreSQL at most; on SQLite, readers at most beside the one writer.
     pub max_connections: u32,
+    /// What a committed write survives (SQLite's `synchronous`).
+    pub durability: Durability,
 }
 
 impl FrontierConfig {
@@ -88,6 +91,7 @@ impl FrontierConfig {
         Self {
             database_url: database_url.into(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            durability: Durability::default(),
         }
     }
 }
@@ -112,9 +116,10 @@ pub struct Frontier {
 impl Frontier {
     /// Connects and brings the schema up to date (creating the SQLite file if needed).
     pub async fn connect(config: &FrontierConfig) -> Result<Self> {
-        let pool = Pool::connect(
+        let pool = Pool::connect_durable(
             &config.database_url,
             config.max_connections,
+            config.durability,
             &store::schema(),
         )
         .await?;
@@ -136,7 +141,10 @@ impl Frontier {
 
     /// Stores a new job (state `queued`, epoch 1) and admits its seeds at depth 0, all in one
     /// transaction. The id is a short random string. Fails on an unreadable recrawl schedule.
-    pub async fn create_job(&self, job: NewJob<'_>) -> Result<JobRecord> {
+    /// With a request id, a job stored under it already (by this dispatcher or another on the
+    /// same database) is returned instead when its spec is the same, and is
+    /// [`FrontierError::RequestIdReused`] when it is not.
+    pub async fn create_job(&self, job: NewJob<'_>) -> Result<Submitted> {
         jobs::create_job(&self.pool, job).await
     }
 
@@ -145,9 +153,12 @@ impl Frontier {
         jobs::get_job(&self.pool, id).await
     }
 
-    /// Every job, newest first.
-    pub async fn list_jobs(&self) -> Result<Vec<JobRecord>> {
-        jobs::list_jobs(&self.pool).await
+    /// Up to `limit` jobs, newest first, starting after `after` (from the first job when
+    /// `None`). A job whose stored spec does not decode is listed among the unreadable, not
+    /// an error. Jobs submitted meanwhile are newer than any cursor, so paging on does not
+    /// skip or repeat a job.
+    pub async fn list_jobs(&self, after: Option<&JobCursor>, limit: usize) -> Result<JobPage> {
+        jobs::list_jobs(&self.pool, after, limit).await
     }
 
     /// Pauses (from queued or running), resumes (`Running`, from paused), cancels or fails

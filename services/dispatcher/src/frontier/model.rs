@@ -167,6 +167,47 @@ pub struct NewJob<'a> {
     pub seeds: &'a [UrlKey],
     /// The submission time.
     pub now_ms: i64,
+    /// The client's id for this submission: a job stored under it already is returned
+    /// instead of creating another. `None` creates a job every time.
+    pub request_id: Option<&'a str>,
+}
+
+/// What [`super::Frontier::create_job`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submitted {
+    /// The job: new, or the one created earlier under the same request id.
+    pub job: JobRecord,
+    /// Whether this call created it.
+    pub created: bool,
+}
+
+/// Where a page of jobs starts: after this job, in the newest-first order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobCursor {
+    /// The job's submission time.
+    pub created_at_ms: i64,
+    /// The job's id, which orders jobs submitted in the same millisecond.
+    pub id: String,
+}
+
+/// A job whose stored row cannot be read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableJob {
+    /// The job's id.
+    pub id: String,
+    /// Why it cannot be read, for people.
+    pub reason: String,
+}
+
+/// One page of jobs, newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobPage {
+    /// The jobs that could be read.
+    pub jobs: Vec<JobRecord>,
+    /// The jobs of the page that could not.
+    pub unreadable: Vec<UnreadableJob>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<JobCursor>,
 }
 
 /// A job's progress in its current epoch.

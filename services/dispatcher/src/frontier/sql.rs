@@ -4,7 +4,7 @@
 //! one JSON text parameter and are unpacked in the database (`json_each` on SQLite,
 //! `json_array_elements` on PostgreSQL), so a batch of any size is one statement with a fixed
 //! text and a cached plan. The dialects differ only in the fragments passed to [`statements!`]:
-//! how a JSON parameter becomes rows, row locks (PostgreSQL), and where lease ids come from.
+//! how a JSON parameter becomes rows and row locks (PostgreSQL).
 
 /// Rows of a JSON array of arrays, as `e`; fields are read as `e.value ->> k`.
 macro_rules! sqlite_rows {
@@ -63,7 +63,8 @@ macro_rules! expired_retries {
 pub(super) struct Statements {
     pub(super) insert_job: &'static str,
     pub(super) job_by_id: &'static str,
-    pub(super) all_jobs: &'static str,
+    pub(super) job_by_request_id: &'static str,
+    pub(super) jobs_page: &'static str,
     pub(super) lock_jobs: &'static str,
     pub(super) lock_dispatchable_jobs: &'static str,
     pub(super) write_job: &'static str,
@@ -97,26 +98,33 @@ macro_rules! statements {
         list: $list:ident,
         lock: $lock:literal,
         skip_locked: $skip_locked:literal,
-        new_lease_id: $new_lease_id:literal,
         claim_candidates_by_host: $by_host:literal $(,)?
     ) => {
         Statements {
+            // An empty request id is stored as NULL: no request id, no idempotency.
             insert_job: concat!(
                 "INSERT INTO frontier_jobs (id, name, spec, state, priority, created_at, ",
                 "max_pages, max_depth, max_retries, recrawl_every_ms, recrawl_cron, epoch, ",
                 "epoch_started_at, next_epoch_at, admitted, queued, in_flight, done, failed, ",
-                "items, documents) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, ",
-                "$13, $14, 0, 0, 0, 0, 0, 0, 0)"
+                "items, documents, request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, ",
+                "$11, $12, $13, $14, 0, 0, 0, 0, 0, 0, 0, NULLIF($15, ''))"
             ),
             job_by_id: concat!(
                 "SELECT ",
                 job_columns!(),
                 ", spec FROM frontier_jobs WHERE id = $1"
             ),
-            all_jobs: concat!(
+            job_by_request_id: concat!(
                 "SELECT ",
                 job_columns!(),
-                ", spec FROM frontier_jobs ORDER BY created_at DESC, id DESC"
+                ", spec FROM frontier_jobs WHERE request_id = $1"
+            ),
+            // Newest first, after the previous page's last job ($1, $2).
+            jobs_page: concat!(
+                "SELECT ",
+                job_columns!(),
+                ", spec FROM frontier_jobs WHERE created_at < $1 OR (created_at = $1 AND id < $2) ",
+                "ORDER BY created_at DESC, id DESC LIMIT $3"
             ),
             lock_jobs: concat!(
                 "SELECT ",
@@ -177,14 +185,17 @@ macro_rules! statements {
                 $skip_locked
             ),
             claim_candidates_by_host: $by_host,
+            // Rows of (URL id, new lease id): lease ids are drawn by the dispatcher.
             lease_urls: concat!(
-                "UPDATE frontier_urls SET state = 'leased', lease_id = ",
-                $new_lease_id,
-                ", lease_owner = $1, lease_expires_at = $2 ",
-                "WHERE id IN (SELECT CAST(e.value AS BIGINT) FROM ",
-                $list!(3),
-                ") AND state = 'queued' ",
-                "RETURNING id, job_id, lease_id, url, host_key, fingerprint, depth, epoch, attempts"
+                "UPDATE frontier_urls SET state = 'leased', lease_id = d.lease_id, ",
+                "lease_owner = $1, lease_expires_at = $2 ",
+                "FROM (SELECT CAST(e.value ->> 0 AS BIGINT) AS id, ",
+                "CAST(e.value ->> 1 AS BIGINT) AS lease_id FROM ",
+                $rows!(3),
+                ") AS d WHERE frontier_urls.id = d.id AND frontier_urls.state = 'queued' ",
+                "RETURNING frontier_urls.id, frontier_urls.job_id, frontier_urls.lease_id, ",
+                "frontier_urls.url, frontier_urls.host_key, frontier_urls.fingerprint, ",
+                "frontier_urls.depth, frontier_urls.epoch, frontier_urls.attempts"
             ),
             leased_urls: concat!(
                 "SELECT id, job_id, lease_id, lease_owner, depth, epoch, attempts FROM frontier_urls ",
@@ -282,14 +293,12 @@ macro_rules! statements {
     };
 }
 
-/// SQLite: one writer at a time (`BEGIN IMMEDIATE`), so no row locks are needed. A lease id is a
-/// random positive 63-bit integer; the unique index on leased rows guards the unthinkable clash.
+/// SQLite: one writer at a time (`BEGIN IMMEDIATE`), so no row locks are needed.
 pub(super) const SQLITE: Statements = statements! {
     rows: sqlite_rows,
     list: sqlite_list,
     lock: "",
     skip_locked: "",
-    new_lease_id: "((random() & 9223372036854775807) | 1)",
     // Each host's first due URLs by rank, through the per-host index.
     claim_candidates_by_host: "SELECT u.id, u.host_key, u.host_rank FROM json_each($4) AS h \
         JOIN frontier_urls AS u ON u.id IN (SELECT q.id FROM frontier_urls AS q \
@@ -299,13 +308,12 @@ pub(super) const SQLITE: Statements = statements! {
 
 /// PostgreSQL: job rows are locked `FOR UPDATE` (in id order) before their URLs are touched;
 /// claim candidates are locked `FOR UPDATE SKIP LOCKED`, so concurrent claimers never wait on
-/// or share a URL. Lease ids come from a sequence.
+/// or share a URL.
 pub(super) const POSTGRES: Statements = statements! {
     rows: postgres_rows,
     list: postgres_list,
     lock: " FOR UPDATE",
     skip_locked: " FOR UPDATE SKIP LOCKED",
-    new_lease_id: "nextval('frontier_lease_ids')",
     // Each host's first due URLs by rank, through the per-host index.
     claim_candidates_by_host: "SELECT c.id, c.host_key, c.host_rank \
         FROM json_array_elements_text($4::json) AS h(value) CROSS JOIN LATERAL \

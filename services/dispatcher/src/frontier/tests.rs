@@ -67,8 +67,11 @@ async fn create(frontier: &Frontier, spec: &JobSpec) -> JobRecord {
         spec,
         seeds: &seeds,
         now_ms: NOW,
+        request_id: None,
     };
-    frontier.create_job(job).await.expect("create job")
+    let submitted = frontier.create_job(job).await.expect("create job");
+    assert!(submitted.created);
+    submitted.job
 }
 
 fn claim_all(now_ms: i64) -> ClaimRequest<'static> {
@@ -426,6 +429,185 @@ async fn only_the_scraper_holding_a_lease_can_settle_it() {
         assert_eq!(progress(&frontier, &job).await.done, 1);
     })
     .await;
+}
+
+#[tokio::test]
+async fn lease_ids_are_not_sequential_and_a_guessed_one_settles_nothing() {
+    each_backend(async |_, frontier| {
+        let seeds: Vec<String> = (0..32).map(|n| format!("http://a/{n}")).collect();
+        let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
+        let job = create(&frontier, &spec(&seeds)).await;
+        let claimed = frontier.claim(&claim_all(NOW)).await.unwrap();
+        assert_eq!(claimed.len(), 32);
+        let mut ids: Vec<u64> = claimed.iter().map(|c| c.lease_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 32, "every lease has an id of its own");
+        // 32 random 63-bit ids: any two closer than 2^32 would be a one-in-a-million draw,
+        // and a counter hands out neighbours.
+        let closest = ids.windows(2).map(|pair| pair[1] - pair[0]).min().unwrap();
+        assert!(closest > 1 << 32, "lease ids close together: {ids:?}");
+        assert!(ids.iter().all(|id| *id <= i64::MAX as u64));
+
+        // The holder itself, guessing around the ids it was given, settles nothing.
+        let guesses: Vec<Completion> = [ids[0] + 1, ids[0] - 1, ids[31] + 1, 1, 2]
+            .into_iter()
+            .filter(|guess| !ids.contains(guess))
+            .map(|guess| Completion {
+                lease_id: guess,
+                ..outcome(&claimed[0], OutcomeStatus::Failed)
+            })
+            .collect();
+        let report = frontier.complete(&guesses, NOW + 10).await.unwrap();
+        assert_eq!((report.applied, report.stale), (0, guesses.len()));
+        let counts = progress(&frontier, &job).await;
+        assert_eq!((counts.in_flight, counts.failed), (32, 0));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_request_id_creates_one_job_and_refuses_another_spec() {
+    each_backend(async |_, frontier| {
+        let first_spec = spec(&["http://a/1"]);
+        let seeds = keys(&["http://a/1"]);
+        let submit = |spec: &JobSpec, request_id: Option<&str>| {
+            let seeds = seeds.clone();
+            let spec = spec.clone();
+            let request_id = request_id.map(str::to_owned);
+            let frontier = frontier.clone();
+            async move {
+                let job = NewJob {
+                    spec: &spec,
+                    seeds: &seeds,
+                    now_ms: NOW,
+                    request_id: request_id.as_deref(),
+                };
+                frontier.create_job(job).await
+            }
+        };
+        let first = submit(&first_spec, Some("request-1")).await.unwrap();
+        assert!(first.created);
+        // Retried, and retried at once from two places: still the one job.
+        let again = submit(&first_spec, Some("request-1")).await.unwrap();
+        assert_eq!((again.created, &again.job.id), (false, &first.job.id));
+        let (one, two) = tokio::join!(
+            submit(&first_spec, Some("request-1")),
+            submit(&first_spec, Some("request-1"))
+        );
+        assert_eq!(one.unwrap().job.id, first.job.id);
+        assert_eq!(two.unwrap().job.id, first.job.id);
+
+        let mut other_spec = first_spec.clone();
+        other_spec.max_pages = 5;
+        let refused = submit(&other_spec, Some("request-1")).await.unwrap_err();
+        assert!(
+            matches!(&refused, FrontierError::RequestIdReused { job, .. } if *job == first.job.id),
+            "{refused}"
+        );
+        assert!(
+            refused
+                .to_string()
+                .starts_with("request_id: \"request-1\" already created")
+        );
+
+        // Another id, or none, is another job.
+        let other = submit(&first_spec, Some("request-2")).await.unwrap();
+        assert!(other.created && other.job.id != first.job.id);
+        let unnamed = submit(&first_spec, None).await.unwrap();
+        let unnamed_again = submit(&first_spec, None).await.unwrap();
+        assert_ne!(unnamed.job.id, unnamed_again.job.id);
+        let page = frontier.list_jobs(None, 100).await.unwrap();
+        assert_eq!(page.jobs.len(), 4);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn jobs_are_listed_in_pages_newest_first_without_skipping_jobs_added_meanwhile() {
+    each_backend(async |_, frontier| {
+        let submit_at = async |now_ms: i64| {
+            let spec = spec(&["http://a/1"]);
+            let seeds = keys(&["http://a/1"]);
+            let job = NewJob {
+                spec: &spec,
+                seeds: &seeds,
+                now_ms,
+                request_id: None,
+            };
+            frontier.create_job(job).await.unwrap().job.id
+        };
+        // Seven jobs, three of them in one millisecond (their ids order them).
+        let mut expected = Vec::new();
+        for now_ms in [NOW, NOW + 1, NOW + 1, NOW + 1, NOW + 2, NOW + 3, NOW + 4] {
+            expected.push((now_ms, submit_at(now_ms).await));
+        }
+        expected.sort_by(|a, b| b.cmp(a));
+        let expected: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
+
+        let mut listed = Vec::new();
+        let mut after = None;
+        let mut pages = 0;
+        loop {
+            let page = frontier.list_jobs(after.as_ref(), 3).await.unwrap();
+            assert!(page.jobs.len() <= 3);
+            listed.extend(page.jobs.iter().map(|job| job.id.clone()));
+            pages += 1;
+            if pages == 1 {
+                // A job submitted while paging is newer than every page: none is skipped.
+                submit_at(NOW + 10).await;
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(listed, expected);
+        assert_eq!(pages, 3);
+        let first = frontier.list_jobs(None, 100).await.unwrap();
+        assert_eq!(first.jobs.len(), 8);
+        assert_eq!(first.next, None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_job_whose_spec_does_not_decode_is_reported_not_fatal() {
+    each_backend(async |database, frontier| {
+        let readable = create(&frontier, &spec(&["http://a/1"])).await;
+        let broken = create(&frontier, &spec(&["http://b/1"])).await;
+        corrupt_spec(database, &broken.id).await;
+
+        let page = frontier.list_jobs(None, 10).await.unwrap();
+        let ids: Vec<&str> = page.jobs.iter().map(|job| job.id.as_str()).collect();
+        assert_eq!(ids, [readable.id.as_str()]);
+        assert_eq!(page.unreadable.len(), 1);
+        assert_eq!(page.unreadable[0].id, broken.id);
+        assert!(
+            page.unreadable[0]
+                .reason
+                .contains(&format!("stored spec of job {} does not decode", broken.id)),
+            "{:?}",
+            page.unreadable
+        );
+    })
+    .await;
+}
+
+/// Writes bytes that are no protobuf over a job's stored spec, as a hand-edited row would.
+async fn corrupt_spec(database: &TestDatabase, job_id: &str) {
+    use owlmesh_storage::Statement;
+    let pool = owlmesh_storage::Pool::connect(database.url(), 1, &store::schema())
+        .await
+        .unwrap();
+    let garbage: &[u8] = &[0xff, 0xff, 0xff, 0xff];
+    let statement = Statement::new("UPDATE frontier_jobs SET spec = $1 WHERE id = $2")
+        .bytes(garbage)
+        .text(job_id);
+    let mut tx = pool.begin_write().await.unwrap();
+    tx.execute(statement).await.unwrap();
+    tx.commit().await.unwrap();
+    pool.close().await;
 }
 
 #[tokio::test]
@@ -942,7 +1124,9 @@ async fn pause_resume_and_cancel_a_job() {
             Err(FrontierError::JobNotFound(_))
         ));
 
-        let listed = frontier.list_jobs().await.unwrap();
+        let page = frontier.list_jobs(None, 10).await.unwrap();
+        assert_eq!((page.unreadable.len(), page.next), (0, None));
+        let listed = page.jobs;
         assert_eq!(listed.len(), 1);
         assert_eq!(
             listed[0].spec,

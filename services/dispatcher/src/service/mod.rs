@@ -4,6 +4,7 @@ mod dispatch;
 mod events;
 mod jobs;
 mod outcomes;
+mod requests;
 mod rpc;
 mod sessions;
 mod telemetry;
@@ -25,6 +26,7 @@ use sessions::{Delivered, Sessions};
 pub(crate) use dispatch::{dispatch_loop, upkeep_loop};
 pub use outcomes::admitted_link;
 pub(crate) use outcomes::outcome_writer;
+pub use requests::{DEFAULT_JOBS_PAGE_SIZE, MAX_JOBS_PAGE_SIZE, MAX_REQUEST_ID_BYTES};
 pub(crate) use rpc::DispatcherService;
 pub(crate) use telemetry::DispatcherTelemetry;
 

@@ -9,7 +9,7 @@ use owlmesh_proto::v1::dispatcher_server::Dispatcher as DispatcherRpc;
 use owlmesh_proto::v1::worker_message::Message;
 use owlmesh_proto::v1::{
     Event, Job, JobRequest, ListJobsRequest, ListJobsResponse, SubmitJobRequest, SubmitJobResponse,
-    WatchEventsRequest, WorkMessage, WorkerMessage,
+    UnreadableJob, WatchEventsRequest, WorkMessage, WorkerMessage,
 };
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::StreamExt;
@@ -19,6 +19,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, instrument, warn};
 
 use super::Dispatcher;
+use super::requests;
 use super::sessions::{Delivered, SESSION_BUFFER, Session};
 use crate::frontier::{JobState, NewJob, UrlKey, now_ms};
 use crate::{DispatcherError, Result};
@@ -34,22 +35,29 @@ pub(crate) struct DispatcherService {
 }
 
 impl DispatcherService {
-    async fn submit(&self, spec: Option<owlmesh_proto::v1::JobSpec>) -> Result<String> {
-        let spec = spec.ok_or(DispatcherError::InvalidArgument {
+    async fn submit(&self, request: SubmitJobRequest) -> Result<String> {
+        let request_id = requests::request_id(&request.request_id)?;
+        let spec = request.spec.ok_or(DispatcherError::InvalidArgument {
             field: "spec",
             reason: "is required".into(),
         })?;
         let spec = owlmesh_job::validated(spec)?;
         let seeds = seed_keys(&spec.seeds)?;
-        let record = self
+        let submitted = self
             .dispatcher
             .frontier
             .create_job(NewJob {
                 spec: &spec,
                 seeds: &seeds,
                 now_ms: now_ms(),
+                request_id,
             })
             .await?;
+        let record = submitted.job;
+        if !submitted.created {
+            info!(job = %record.id, request_id, "job submitted again: the first submission's job");
+            return Ok(record.id);
+        }
         info!(job = %record.id, name = %record.name, seeds = seeds.len(), "job submitted");
         let message = format!("job {:?} submitted with {} seeds", record.name, seeds.len());
         self.dispatcher
@@ -213,7 +221,7 @@ impl DispatcherRpc for DispatcherService {
         &self,
         request: Request<SubmitJobRequest>,
     ) -> Result<Response<SubmitJobResponse>, Status> {
-        let id = self.submit(request.into_inner().spec).await?;
+        let id = self.submit(request.into_inner()).await?;
         Ok(Response::new(SubmitJobResponse { id }))
     }
 
@@ -230,16 +238,36 @@ impl DispatcherRpc for DispatcherService {
 
     async fn list_jobs(
         &self,
-        _: Request<ListJobsRequest>,
+        request: Request<ListJobsRequest>,
     ) -> Result<Response<ListJobsResponse>, Status> {
-        let records = self
+        let request = request.into_inner();
+        let after = requests::page_cursor(&request.page_token)?;
+        let limit = requests::page_size(request.page_size);
+        let page = self
             .dispatcher
             .frontier
-            .list_jobs()
+            .list_jobs(after.as_ref(), limit)
             .await
             .map_err(DispatcherError::from)?;
-        let jobs = records.iter().map(|record| record.to_proto()).collect();
-        Ok(Response::new(ListJobsResponse { jobs }))
+        for job in &page.unreadable {
+            warn!(job = %job.id, reason = %job.reason, "a stored job cannot be read");
+        }
+        Ok(Response::new(ListJobsResponse {
+            jobs: page.jobs.iter().map(|record| record.to_proto()).collect(),
+            next_page_token: page
+                .next
+                .as_ref()
+                .map(requests::page_token)
+                .unwrap_or_default(),
+            unreadable: page
+                .unreadable
+                .into_iter()
+                .map(|job| UnreadableJob {
+                    id: job.id,
+                    reason: job.reason,
+                })
+                .collect(),
+        }))
     }
 
     async fn pause_job(&self, request: Request<JobRequest>) -> Result<Response<Job>, Status> {
