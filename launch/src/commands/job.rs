@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use owlmesh_dispatcher::MAX_JOBS_PAGE_SIZE;
 use owlmesh_mesh::trace_context::{self, TARGET};
 use owlmesh_proto::v1::{Job, JobRequest, ListJobsRequest, SubmitJobRequest};
 use serde_json::json;
@@ -55,11 +56,13 @@ async fn submit(mesh: &Mesh, file: &Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Submits a parsed spec; returns the new job's id.
+/// Submits a parsed spec; returns the new job's id. One request id per call, the same on
+/// every retry and failover: a submission whose answer was lost creates no second job.
 pub(crate) async fn submit_spec(
     mesh: &Mesh,
     spec: owlmesh_proto::v1::JobSpec,
 ) -> anyhow::Result<String> {
+    let request_id = uuid::Uuid::new_v4().to_string();
     // Traced as one call: the dispatcher's `rpc` span continues this one.
     let span =
         tracing::info_span!(target: TARGET, "submit_job", name = %spec.name, trace_id = Empty);
@@ -68,6 +71,7 @@ pub(crate) async fn submit_spec(
         let request = span.in_scope(|| {
             trace_context::request(SubmitJobRequest {
                 spec: Some(spec.clone()),
+                request_id: request_id.clone(),
             })
         });
         async move { Ok(dispatcher.submit_job(request).await?.into_inner().id) }
@@ -86,15 +90,34 @@ pub(crate) async fn get(mesh: &Mesh, id: &str) -> anyhow::Result<Job> {
     .with_context(|| format!("job {id}"))
 }
 
-async fn list(mesh: &Mesh) -> anyhow::Result<Vec<Job>> {
-    mesh.with_dispatcher(|mut dispatcher| async move {
-        Ok(dispatcher
-            .list_jobs(ListJobsRequest {})
-            .await?
-            .into_inner()
-            .jobs)
-    })
-    .await
+/// Every job, newest first, page after page. A job the dispatcher cannot read is named on
+/// stderr with the reason, and the others are listed.
+pub(crate) async fn list(mesh: &Mesh) -> anyhow::Result<Vec<Job>> {
+    let mut jobs = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let request = ListJobsRequest {
+            page_size: MAX_JOBS_PAGE_SIZE as u32,
+            page_token: page_token.clone(),
+        };
+        let page = mesh
+            .with_dispatcher(|mut dispatcher| {
+                let request = request.clone();
+                async move { Ok(dispatcher.list_jobs(request).await?.into_inner()) }
+            })
+            .await?;
+        jobs.extend(page.jobs);
+        for unreadable in page.unreadable {
+            eprintln!(
+                "job {} cannot be read: {}",
+                unreadable.id, unreadable.reason
+            );
+        }
+        if page.next_page_token.is_empty() {
+            return Ok(jobs);
+        }
+        page_token = page.next_page_token;
+    }
 }
 
 async fn steer(mesh: &Mesh, action: &str, id: &str, json: bool) -> anyhow::Result<()> {

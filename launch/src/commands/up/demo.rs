@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use owlmesh_proto::v1::{Job, JobRequest, ListJobsRequest};
+use owlmesh_proto::v1::{Job, JobRequest};
 use owlmesh_site::Site;
 
 use super::console::Console;
 use super::verify::{Verdict, verify};
-use crate::commands::job::{get, is_settled, progress_line, submit_spec};
+use crate::commands::job::{get, is_settled, list, progress_line, submit_spec};
 use crate::demo::{DEMO_JOB_NAME, job_spec, stats};
 use crate::mesh::Mesh;
 
@@ -119,16 +119,7 @@ async fn wait_until_ready(mesh: &Mesh, started: &[(&'static str, usize)]) -> any
 /// Cancels unfinished demo jobs of earlier runs: their shop is gone with its process, so
 /// their URLs could only fail, and would slow this crawl down.
 async fn cancel_leftovers(mesh: &Mesh, console: &Console) -> anyhow::Result<()> {
-    let jobs = mesh
-        .with_dispatcher(|mut dispatcher| async move {
-            Ok(dispatcher
-                .list_jobs(ListJobsRequest {})
-                .await?
-                .into_inner()
-                .jobs)
-        })
-        .await
-        .context("listing jobs")?;
+    let jobs = list(mesh).await.context("listing jobs")?;
     let leftovers = jobs
         .iter()
         .filter(|job| job.name == DEMO_JOB_NAME && !is_settled(job) && job.state != "paused");
