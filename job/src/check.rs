@@ -8,7 +8,8 @@ use std::str::FromStr;
 use owlmesh_proto::v1::{
     DocumentRules, FieldRule, FollowRules, Handler, JobSpec, Politeness, RecrawlSchedule,
 };
-use regex::{Regex, RegexSet};
+use prost::Message;
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use scraper::Selector;
 use scraper::error::SelectorErrorKind;
 
@@ -16,7 +17,8 @@ use crate::canonical::{CanonicalError, canonicalize};
 use crate::documents::{DocumentTypes, is_document_type};
 use crate::host::{AllowedHost, AllowedHosts};
 use crate::path::{FieldPath, Issue};
-use crate::rules::{CompiledField, CompiledHandler, CompiledJob, Recrawl};
+use crate::rules::{CompiledField, CompiledHandler, CompiledJob, MAX_LINK_BYTES, Recrawl};
+use crate::selector_depth::selector_depth;
 
 /// Longest job name, in characters.
 pub const NAME_LENGTH_LIMIT: usize = 200;
@@ -35,8 +37,55 @@ pub const USER_AGENT_LENGTH_LIMIT: usize = 512;
 /// Longest document type (a file extension or a media type), in bytes.
 pub const DOCUMENT_TYPE_LENGTH_LIMIT: usize = 128;
 
+/// Largest spec, in bytes of its protobuf encoding: 4 MiB, gRPC's default message size, so
+/// a spec that passes is one every client and server can carry. Ten thousand seeds of
+/// ordinary length take well under 1 MiB. Checked first, so that nothing larger is compiled.
+pub const SPEC_BYTES_LIMIT: usize = 4 * 1024 * 1024;
+/// Most seeds: a job may start from a few thousand listing or sitemap pages; longer lists
+/// belong in the pages the crawl reaches (every seed is a frontier row at submission).
+pub const SEEDS_LIMIT: usize = 10_000;
+/// Longest seed URL, in bytes: the longest link a crawl follows ([`MAX_LINK_BYTES`]), so
+/// that a seed is never a URL its own crawl would refuse.
+pub const SEED_LENGTH_LIMIT: usize = MAX_LINK_BYTES;
+/// Most `allowed_hosts` entries (which default to the seeds' hosts): every link a page yields
+/// is checked against the list in turn, so it stays small enough to scan.
+pub const ALLOWED_HOSTS_LIMIT: usize = 1_000;
+/// Longest `allowed_hosts` entry, in bytes: a DNS name (253) and `:65535`.
+pub const HOST_LENGTH_LIMIT: usize = 259;
+/// Most handlers: a site has a handful of page kinds; each page tries them in turn.
+pub const HANDLERS_LIMIT: usize = 100;
+/// Most fields of one handler: every one is a selector run over every page it matches.
+pub const FIELDS_LIMIT: usize = 100;
+/// Most patterns in `follow.allow` and in `follow.deny`, and types in `documents.types`.
+pub const PATTERNS_LIMIT: usize = 100;
+/// Longest regular expression (a handler's pattern, an allow or deny pattern), in bytes.
+pub const PATTERN_LENGTH_LIMIT: usize = 4 * 1024;
+/// Largest compiled form of one regular expression: 1 MiB, a tenth of the regex crate's
+/// default. URL patterns compile to a few KiB; what passes this is a counted repetition
+/// inside another (`(a{1,1000}){1,1000}`), which no URL needs.
+pub const REGEX_SIZE_LIMIT: usize = 1024 * 1024;
+/// Largest compiled form of one `follow.allow` or `follow.deny` list, matched as one set.
+pub const REGEX_SET_SIZE_LIMIT: usize = 4 * REGEX_SIZE_LIMIT;
+/// Largest cache of one regular expression's lazy DFA (the regex crate's default is 2 MiB):
+/// past it the search carries on, more slowly, instead of using more memory.
+pub const REGEX_DFA_SIZE_LIMIT: usize = 1024 * 1024;
+/// Longest CSS selector (a field's or `follow.selector`), in bytes: a real one is a few dozen.
+pub const SELECTOR_LENGTH_LIMIT: usize = 1024;
+/// Deepest CSS selector: compound selectors along one chain, with those inside `:not()`,
+/// `:is()` and `:has()` added (`div.product > span.price` is 2). Matching one element walks
+/// them all, and `:has()` walks them below every element; hand-written selectors stay
+/// under ten.
+pub const SELECTOR_DEPTH_LIMIT: usize = 32;
+
 /// Checks a spec whose defaults are filled in and compiles it, or lists every problem.
 pub(super) fn compile(spec: &JobSpec) -> Result<CompiledJob, Vec<Issue>> {
+    let size = spec.encoded_len();
+    if size > SPEC_BYTES_LIMIT {
+        let reason = format!(
+            "the whole spec must be at most {SPEC_BYTES_LIMIT} bytes encoded, found {size}"
+        );
+        return Err(vec![Issue::new(FieldPath::default(), reason)]);
+    }
     let mut issues = Vec::new();
     check_name(&spec.name, &mut issues);
     check_seeds(&spec.seeds, &mut issues);
@@ -87,7 +136,15 @@ fn check_seeds(seeds: &[String], issues: &mut Vec<Issue>) {
             "at least one seed URL is required",
         ));
     }
+    if !within_count(seeds.len(), SEEDS_LIMIT, "seeds", &path, issues) {
+        return;
+    }
     for (index, seed) in seeds.iter().enumerate() {
+        if seed.len() > SEED_LENGTH_LIMIT {
+            let reason = format!("must be at most {SEED_LENGTH_LIMIT} bytes long");
+            issues.push(Issue::new(path.index(index), reason));
+            continue;
+        }
         if has_credentials(seed) {
             // They would be kept in the frontier, every event and every export.
             let reason = "must not carry credentials (user:password@); a crawl sends none";
@@ -116,8 +173,18 @@ fn has_credentials(url: &str) -> bool {
 
 fn compile_allowed_hosts(hosts: &[String], issues: &mut Vec<Issue>) -> AllowedHosts {
     let path = FieldPath::root("allowed_hosts");
+    // Unless given, the list is the seeds' hosts: say so, as the author may not have written it.
+    let what = "hosts (when not given, allowed_hosts lists the seeds' hosts)";
+    if !within_count(hosts.len(), ALLOWED_HOSTS_LIMIT, what, &path, issues) {
+        return AllowedHosts::default();
+    }
     let mut entries = Vec::with_capacity(hosts.len());
     for (index, host) in hosts.iter().enumerate() {
+        if host.len() > HOST_LENGTH_LIMIT {
+            let reason = format!("must be at most {HOST_LENGTH_LIMIT} bytes long");
+            issues.push(Issue::new(path.index(index), reason));
+            continue;
+        }
         match AllowedHost::parse(host) {
             Some(entry) => entries.push(entry),
             None => issues.push(Issue::new(
@@ -160,6 +227,9 @@ fn compile_follow(
 
 fn compile_handlers(handlers: &[Handler], issues: &mut Vec<Issue>) -> Vec<CompiledHandler> {
     let path = FieldPath::root("handlers");
+    if !within_count(handlers.len(), HANDLERS_LIMIT, "handlers", &path, issues) {
+        return Vec::new();
+    }
     let mut first_use: HashMap<&str, usize> = HashMap::new();
     let mut compiled = Vec::with_capacity(handlers.len());
     for (index, handler) in handlers.iter().enumerate() {
@@ -167,6 +237,9 @@ fn compile_handlers(handlers: &[Handler], issues: &mut Vec<Issue>) -> Vec<Compil
         let name = handler.name.trim();
         if name.is_empty() {
             issues.push(Issue::new(path.key("name"), "a handler needs a name"));
+        } else if name.chars().count() > NAME_LENGTH_LIMIT {
+            let reason = format!("must be at most {NAME_LENGTH_LIMIT} characters");
+            issues.push(Issue::new(path.key("name"), reason));
         } else if let Some(first) = first_use.insert(name, index) {
             let reason = format!("duplicate handler name {name:?}, also used by handlers[{first}]");
             issues.push(Issue::new(path.key("name"), reason));
@@ -189,6 +262,9 @@ fn compile_fields(
     path: &FieldPath,
     issues: &mut Vec<Issue>,
 ) -> Vec<CompiledField> {
+    if !within_count(fields.len(), FIELDS_LIMIT, "fields", path, issues) {
+        return Vec::new();
+    }
     let mut names: Vec<&String> = fields.keys().collect();
     names.sort();
     let mut compiled = Vec::with_capacity(names.len());
@@ -196,6 +272,9 @@ fn compile_fields(
         let path = path.key(name);
         if name.trim().is_empty() {
             issues.push(Issue::new(path.clone(), "a field needs a name"));
+        } else if name.chars().count() > NAME_LENGTH_LIMIT {
+            let reason = format!("a field's name must be at most {NAME_LENGTH_LIMIT} characters");
+            issues.push(Issue::new(path.clone(), reason));
         }
         if let Some(field) = fields
             .get(name)
@@ -254,12 +333,11 @@ fn compile_document_types(
 ) -> (Vec<String>, DocumentTypes) {
     let path = FieldPath::root("documents").key("types");
     let mut types: Vec<String> = Vec::new();
-    for (index, kind) in documents
-        .map(|d| d.types.as_slice())
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
+    let written = documents.map(|d| d.types.as_slice()).unwrap_or_default();
+    if !within_count(written.len(), PATTERNS_LIMIT, "types", &path, issues) {
+        return (types, DocumentTypes::new(&[]));
+    }
+    for (index, kind) in written.iter().enumerate() {
         let written = kind.trim().trim_start_matches('.').to_ascii_lowercase();
         if !is_document_type(&written, DOCUMENT_TYPE_LENGTH_LIMIT) {
             let reason = format!(
@@ -347,6 +425,24 @@ fn compile_cron(cron: &str, path: &FieldPath, issues: &mut Vec<Issue>) -> Option
 }
 
 fn compile_selector(selector: &str, path: &FieldPath, issues: &mut Vec<Issue>) -> Option<Selector> {
+    // Bounded before parsing: the parser recurses into nested pseudo-classes.
+    if selector.len() > SELECTOR_LENGTH_LIMIT {
+        let reason = format!(
+            "must be at most {SELECTOR_LENGTH_LIMIT} bytes long, found {}",
+            selector.len()
+        );
+        issues.push(Issue::new(path.clone(), reason));
+        return None;
+    }
+    let depth = selector_depth(selector);
+    if depth > SELECTOR_DEPTH_LIMIT {
+        let reason = format!(
+            "must be at most {SELECTOR_DEPTH_LIMIT} deep (compound selectors along one chain, \
+             with those inside :not(), :is() and :has()), found {depth}"
+        );
+        issues.push(Issue::new(path.clone(), reason));
+        return None;
+    }
     match Selector::parse(selector) {
         Ok(selector) => Some(selector),
         Err(error) => {
@@ -361,14 +457,51 @@ fn compile_selector(selector: &str, path: &FieldPath, issues: &mut Vec<Issue>) -
 }
 
 fn compile_regex(pattern: &str, path: &FieldPath, issues: &mut Vec<Issue>) -> Option<Regex> {
-    match Regex::new(pattern) {
+    if pattern.len() > PATTERN_LENGTH_LIMIT {
+        let reason = format!(
+            "must be at most {PATTERN_LENGTH_LIMIT} bytes long, found {}",
+            pattern.len()
+        );
+        issues.push(Issue::new(path.clone(), reason));
+        return None;
+    }
+    let compiled = RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
+        .build();
+    match compiled {
         Ok(regex) => Some(regex),
+        Err(regex::Error::CompiledTooBig(limit)) => {
+            let reason = format!(
+                "compiles to more than {limit} bytes, the limit for one pattern: a counted \
+                 repetition such as {{1,1000}} copies what it repeats, and nested ones multiply"
+            );
+            issues.push(Issue::new(path.clone(), reason));
+            None
+        }
         Err(error) => {
             let reason = format!("not a valid regular expression: {}", regex_problem(&error));
             issues.push(Issue::new(path.clone(), reason));
             None
         }
     }
+}
+
+/// Whether a list of `count` items is within `limit`; if not, an issue at `path` says so.
+fn within_count(
+    count: usize,
+    limit: usize,
+    what: &str,
+    path: &FieldPath,
+    issues: &mut Vec<Issue>,
+) -> bool {
+    if count > limit {
+        issues.push(Issue::new(
+            path.clone(),
+            format!("at most {limit} {what} are allowed, found {count}"),
+        ));
+    }
+    count <= limit
 }
 
 /// What is wrong with a selector, in words a job's author can act on. The parser's own text
@@ -414,6 +547,9 @@ fn compile_regex_set(
     path: &FieldPath,
     issues: &mut Vec<Issue>,
 ) -> Option<RegexSet> {
+    if !within_count(patterns.len(), PATTERNS_LIMIT, "patterns", path, issues) {
+        return None;
+    }
     let before = issues.len();
     for (index, pattern) in patterns.iter().enumerate() {
         compile_regex(pattern, &path.index(index), issues);
@@ -421,7 +557,11 @@ fn compile_regex_set(
     if issues.len() > before {
         return None;
     }
-    match RegexSet::new(patterns) {
+    let set = RegexSetBuilder::new(patterns)
+        .size_limit(REGEX_SET_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
+        .build();
+    match set {
         Ok(set) => Some(set),
         Err(error) => {
             let reason = format!("patterns too large together: {}", regex_problem(&error));

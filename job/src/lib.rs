@@ -17,6 +17,7 @@ mod host;
 mod location;
 mod path;
 mod rules;
+mod selector_depth;
 
 #[cfg(test)]
 mod tests;
@@ -28,8 +29,11 @@ pub use owlmesh_proto::v1::JobSpec;
 
 pub use canonical::{CanonicalError, CanonicalUrl, canonicalize, canonicalize_url};
 pub use check::{
-    CONCURRENCY_PER_HOST_LIMIT, DELAY_MS_LIMIT, DEPTH_LIMIT, DOCUMENT_TYPE_LENGTH_LIMIT,
-    NAME_LENGTH_LIMIT, PAGES_LIMIT, RETRIES_LIMIT, USER_AGENT_LENGTH_LIMIT,
+    ALLOWED_HOSTS_LIMIT, CONCURRENCY_PER_HOST_LIMIT, DELAY_MS_LIMIT, DEPTH_LIMIT,
+    DOCUMENT_TYPE_LENGTH_LIMIT, FIELDS_LIMIT, HANDLERS_LIMIT, HOST_LENGTH_LIMIT, NAME_LENGTH_LIMIT,
+    PAGES_LIMIT, PATTERN_LENGTH_LIMIT, PATTERNS_LIMIT, REGEX_DFA_SIZE_LIMIT, REGEX_SET_SIZE_LIMIT,
+    REGEX_SIZE_LIMIT, RETRIES_LIMIT, SEED_LENGTH_LIMIT, SEEDS_LIMIT, SELECTOR_DEPTH_LIMIT,
+    SELECTOR_LENGTH_LIMIT, SPEC_BYTES_LIMIT, USER_AGENT_LENGTH_LIMIT,
 };
 pub use defaults::{
     DEFAULT_CONCURRENCY_PER_HOST, DEFAULT_FOLLOW_SELECTOR, DEFAULT_MAX_RETRIES,
@@ -124,7 +128,8 @@ impl std::error::Error for InvalidSpec {}
 /// One field that is wrong, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
-    /// The field path, e.g. `handlers[0].fields.price.selector`.
+    /// The field path, e.g. `handlers[0].fields.price.selector`; empty for the whole spec
+    /// (its size).
     pub field: String,
     /// What is wrong and what was expected.
     pub reason: String,
@@ -134,6 +139,9 @@ pub struct FieldError {
 
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            return f.write_str(&self.reason);
+        }
         write!(f, "{}: {}", self.field, self.reason)
     }
 }

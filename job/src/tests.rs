@@ -745,6 +745,380 @@ mod grpc_specs {
     }
 }
 
+/// Each limit of a spec: a spec at the limit is accepted, one past it is refused naming the
+/// field and the limit.
+mod limits {
+    use std::collections::HashMap;
+
+    use prost::Message;
+
+    use super::*;
+
+    fn accepted(spec: &JobSpec) {
+        if let Err(error) = validate(spec) {
+            panic!("expected a valid spec, got {error}");
+        }
+    }
+
+    /// The one error of a spec that must be refused: its field and its reason.
+    fn refused(spec: &JobSpec) -> (String, String) {
+        let errors = grpc_field_errors(spec);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        (errors[0].field.clone(), errors[0].reason.clone())
+    }
+
+    fn seeds(count: usize) -> Vec<String> {
+        (0..count)
+            .map(|index| format!("http://example.com/{index}"))
+            .collect()
+    }
+
+    fn handler(name: &str, pattern: &str, fields: HashMap<String, FieldRule>) -> Handler {
+        Handler {
+            name: name.to_owned(),
+            pattern: pattern.to_owned(),
+            fields,
+        }
+    }
+
+    fn with_pattern(pattern: &str) -> JobSpec {
+        JobSpec {
+            handlers: vec![handler("h", pattern, HashMap::new())],
+            ..valid_spec()
+        }
+    }
+
+    fn with_selector(selector: &str) -> JobSpec {
+        let fields = [(
+            "title".to_owned(),
+            FieldRule {
+                selector: selector.to_owned(),
+                ..FieldRule::default()
+            },
+        )];
+        JobSpec {
+            handlers: vec![handler("h", "^/", fields.into())],
+            ..valid_spec()
+        }
+    }
+
+    fn with_follow(follow: FollowRules) -> JobSpec {
+        JobSpec {
+            follow: Some(follow),
+            ..valid_spec()
+        }
+    }
+
+    #[test]
+    fn seeds_are_counted() {
+        accepted(&JobSpec {
+            seeds: seeds(SEEDS_LIMIT),
+            ..valid_spec()
+        });
+        let (field, reason) = refused(&JobSpec {
+            seeds: seeds(SEEDS_LIMIT + 1),
+            ..valid_spec()
+        });
+        assert_eq!(field, "seeds");
+        assert!(reason.contains("at most 10000 seeds"), "{reason}");
+    }
+
+    #[test]
+    fn a_seed_is_as_long_as_the_longest_followed_link() {
+        let prefix = "http://example.com/";
+        let seed = |length: usize| format!("{prefix}{}", "a".repeat(length - prefix.len()));
+        accepted(&JobSpec {
+            seeds: vec![seed(SEED_LENGTH_LIMIT)],
+            ..valid_spec()
+        });
+        let (field, reason) = refused(&JobSpec {
+            seeds: vec!["http://example.com/".into(), seed(SEED_LENGTH_LIMIT + 1)],
+            ..valid_spec()
+        });
+        assert_eq!(field, "seeds[1]");
+        assert!(reason.contains("at most 2048 bytes"), "{reason}");
+    }
+
+    #[test]
+    fn allowed_hosts_are_counted_and_each_bounded() {
+        let hosts = |count: usize| -> Vec<String> {
+            (0..count)
+                .map(|index| format!("h{index}.example"))
+                .collect()
+        };
+        accepted(&JobSpec {
+            allowed_hosts: hosts(ALLOWED_HOSTS_LIMIT),
+            ..valid_spec()
+        });
+        let (field, reason) = refused(&JobSpec {
+            allowed_hosts: hosts(ALLOWED_HOSTS_LIMIT + 1),
+            ..valid_spec()
+        });
+        assert_eq!(field, "allowed_hosts");
+        assert!(reason.contains("at most 1000 hosts"), "{reason}");
+        // The longest DNS name (253 characters) with the largest port.
+        let name = format!("{0}.{0}.{0}.{1}", "a".repeat(63), "b".repeat(61));
+        let longest = format!("{name}:65535");
+        assert_eq!(longest.len(), HOST_LENGTH_LIMIT);
+        accepted(&JobSpec {
+            allowed_hosts: vec![longest],
+            ..valid_spec()
+        });
+        let (field, reason) = refused(&JobSpec {
+            allowed_hosts: vec![format!("{name}b:65535")],
+            ..valid_spec()
+        });
+        assert_eq!(field, "allowed_hosts[0]");
+        assert!(reason.contains("at most 259 bytes"), "{reason}");
+    }
+
+    #[test]
+    fn seed_hosts_count_as_allowed_hosts_and_the_reason_says_so() {
+        let seeds = (0..=ALLOWED_HOSTS_LIMIT)
+            .map(|index| format!("http://h{index}.example/"))
+            .collect();
+        let (field, reason) = refused(&JobSpec {
+            seeds,
+            ..valid_spec()
+        });
+        assert_eq!(field, "allowed_hosts");
+        assert!(reason.contains("the seeds' hosts"), "{reason}");
+    }
+
+    #[test]
+    fn handlers_and_their_fields_are_counted() {
+        let handlers = |count: usize| -> Vec<Handler> {
+            (0..count)
+                .map(|index| handler(&format!("h{index}"), &format!("^/{index}$"), HashMap::new()))
+                .collect()
+        };
+        accepted(&JobSpec {
+            handlers: handlers(HANDLERS_LIMIT),
+            ..valid_spec()
+        });
+        let (field, reason) = refused(&JobSpec {
+            handlers: handlers(HANDLERS_LIMIT + 1),
+            ..valid_spec()
+        });
+        assert_eq!(field, "handlers");
+        assert!(reason.contains("at most 100 handlers"), "{reason}");
+
+        let fields = |count: usize| -> HashMap<String, FieldRule> {
+            (0..count)
+                .map(|index| {
+                    let rule = FieldRule {
+                        selector: format!(".f{index}"),
+                        ..FieldRule::default()
+                    };
+                    (format!("f{index}"), rule)
+                })
+                .collect()
+        };
+        accepted(&JobSpec {
+            handlers: vec![handler("h", "^/", fields(FIELDS_LIMIT))],
+            ..valid_spec()
+        });
+        let (field, reason) = refused(&JobSpec {
+            handlers: vec![handler("h", "^/", fields(FIELDS_LIMIT + 1))],
+            ..valid_spec()
+        });
+        assert_eq!(field, "handlers[0].fields");
+        assert!(reason.contains("at most 100 fields"), "{reason}");
+    }
+
+    #[test]
+    fn handler_and_field_names_are_bounded() {
+        let long = "n".repeat(NAME_LENGTH_LIMIT);
+        accepted(&JobSpec {
+            handlers: vec![handler(&long, "^/", HashMap::new())],
+            ..valid_spec()
+        });
+        let longer = format!("{long}n");
+        let (field, _) = refused(&JobSpec {
+            handlers: vec![handler(&longer, "^/", HashMap::new())],
+            ..valid_spec()
+        });
+        assert_eq!(field, "handlers[0].name");
+        let rule = FieldRule {
+            selector: "h1".into(),
+            ..FieldRule::default()
+        };
+        let fields = [(longer.clone(), rule)].into();
+        let (field, _) = refused(&JobSpec {
+            handlers: vec![handler("h", "^/", fields)],
+            ..valid_spec()
+        });
+        assert_eq!(field, format!("handlers[0].fields.{longer}"));
+    }
+
+    #[test]
+    fn allow_deny_and_document_types_are_counted() {
+        let patterns = |count: usize| -> Vec<String> {
+            (0..count).map(|index| format!("/p{index}/")).collect()
+        };
+        accepted(&with_follow(FollowRules {
+            allow: patterns(PATTERNS_LIMIT),
+            deny: patterns(PATTERNS_LIMIT),
+            ..FollowRules::default()
+        }));
+        let (field, reason) = refused(&with_follow(FollowRules {
+            allow: patterns(PATTERNS_LIMIT + 1),
+            ..FollowRules::default()
+        }));
+        assert_eq!(field, "follow.allow");
+        assert!(reason.contains("at most 100 patterns"), "{reason}");
+        let (field, _) = refused(&with_follow(FollowRules {
+            deny: patterns(PATTERNS_LIMIT + 1),
+            ..FollowRules::default()
+        }));
+        assert_eq!(field, "follow.deny");
+
+        let types = |count: usize| -> Option<DocumentRules> {
+            Some(DocumentRules {
+                types: (0..count).map(|index| format!("t{index}")).collect(),
+            })
+        };
+        accepted(&JobSpec {
+            documents: types(PATTERNS_LIMIT),
+            ..valid_spec()
+        });
+        let (field, _) = refused(&JobSpec {
+            documents: types(PATTERNS_LIMIT + 1),
+            ..valid_spec()
+        });
+        assert_eq!(field, "documents.types");
+    }
+
+    #[test]
+    fn a_pattern_is_bounded_in_length() {
+        accepted(&with_pattern(&"a".repeat(PATTERN_LENGTH_LIMIT)));
+        let (field, reason) = refused(&with_pattern(&"a".repeat(PATTERN_LENGTH_LIMIT + 1)));
+        assert_eq!(field, "handlers[0].pattern");
+        assert!(reason.contains("at most 4096 bytes"), "{reason}");
+        let (field, _) = refused(&with_follow(FollowRules {
+            deny: vec!["x".into(), "a".repeat(PATTERN_LENGTH_LIMIT + 1)],
+            ..FollowRules::default()
+        }));
+        assert_eq!(field, "follow.deny[1]");
+    }
+
+    #[test]
+    fn a_pattern_is_bounded_in_compiled_size_far_below_the_regex_default() {
+        // About 0.7 MiB and 1.4 MiB compiled.
+        accepted(&with_pattern("^/a{1,10000}$"));
+        let (field, reason) = refused(&with_pattern("^/a{1,20000}$"));
+        assert_eq!(field, "handlers[0].pattern");
+        assert!(
+            reason.contains("compiles to more than 1048576 bytes"),
+            "{reason}"
+        );
+        // About 2.5 MiB: the regex crate's own 10 MiB limit would let it through.
+        assert!(regex::Regex::new(r"\w{1,50}").is_ok());
+        let (field, _) = refused(&with_pattern(r"\w{1,50}"));
+        assert_eq!(field, "handlers[0].pattern");
+        let (field, reason) = refused(&with_follow(FollowRules {
+            allow: vec!["(a{1,1000}){1,1000}".into()],
+            ..FollowRules::default()
+        }));
+        assert_eq!(field, "follow.allow[0]");
+        assert!(reason.contains("compiles to more than"), "{reason}");
+    }
+
+    #[test]
+    fn an_allow_or_deny_list_is_bounded_in_compiled_size_as_a_whole() {
+        // Each about 0.7 MiB, so each passes alone; together they pass the set's limit.
+        let big = |count: usize| vec!["^/a{1,10000}$".to_owned(); count];
+        accepted(&with_follow(FollowRules {
+            deny: big(5),
+            ..FollowRules::default()
+        }));
+        let (field, reason) = refused(&with_follow(FollowRules {
+            deny: big(7),
+            ..FollowRules::default()
+        }));
+        assert_eq!(field, "follow.deny");
+        assert!(reason.contains("too large together"), "{reason}");
+    }
+
+    #[test]
+    fn a_selector_is_bounded_in_length() {
+        // One element with many classes: shallow, but long.
+        let selector = |length: usize| format!("a{}", ".k".repeat((length - 1) / 2));
+        let longest = format!("{}k", selector(SELECTOR_LENGTH_LIMIT - 1));
+        assert_eq!(longest.len(), SELECTOR_LENGTH_LIMIT);
+        accepted(&with_selector(&longest));
+        let (field, reason) = refused(&with_selector(&format!("{longest}k")));
+        assert_eq!(field, "handlers[0].fields.title.selector");
+        assert!(reason.contains("at most 1024 bytes"), "{reason}");
+    }
+
+    #[test]
+    fn a_selector_is_bounded_in_depth() {
+        let chain = |depth: usize| vec!["div"; depth].join(" > ");
+        accepted(&with_selector(&chain(SELECTOR_DEPTH_LIMIT)));
+        let (field, reason) = refused(&with_selector(&chain(SELECTOR_DEPTH_LIMIT + 1)));
+        assert_eq!(field, "handlers[0].fields.title.selector");
+        assert!(reason.contains("at most 32 deep"), "{reason}");
+        assert!(reason.contains("found 33"), "{reason}");
+        let nested =
+            |depth: usize| format!("{}p{}", ":is(".repeat(depth - 1), ")".repeat(depth - 1));
+        accepted(&with_selector(&nested(SELECTOR_DEPTH_LIMIT)));
+        let (field, _) = refused(&with_selector(&nested(SELECTOR_DEPTH_LIMIT + 1)));
+        assert_eq!(field, "handlers[0].fields.title.selector");
+        let (field, _) = refused(&with_follow(FollowRules {
+            selector: format!("a:has({})", chain(SELECTOR_DEPTH_LIMIT)),
+            ..FollowRules::default()
+        }));
+        assert_eq!(field, "follow.selector");
+    }
+
+    /// `spec` with seeds added until it encodes to exactly `size` bytes.
+    fn padded_to(mut spec: JobSpec, size: usize) -> JobSpec {
+        let prefix = "http://example.com/";
+        let seed = |length: usize| format!("{prefix}{}", "p".repeat(length - prefix.len()));
+        // A seed of 128 to 2,048 bytes costs its length and 3 bytes of tag and length.
+        while size - spec.encoded_len() > 2 * (SEED_LENGTH_LIMIT + 3) {
+            spec.seeds.push(seed(SEED_LENGTH_LIMIT));
+        }
+        let rest = size - spec.encoded_len();
+        spec.seeds.push(seed(rest / 2 - 3));
+        spec.seeds.push(seed(rest - rest / 2 - 3));
+        assert_eq!(spec.encoded_len(), size);
+        spec
+    }
+
+    #[test]
+    fn the_whole_spec_is_bounded_in_bytes() {
+        // Measured with its defaults filled in, as it is stored.
+        accepted(&padded_to(with_defaults(valid_spec()), SPEC_BYTES_LIMIT));
+        let spec = padded_to(with_defaults(valid_spec()), SPEC_BYTES_LIMIT + 1);
+        let (field, reason) = refused(&spec);
+        assert_eq!(field, "");
+        assert_eq!(
+            reason,
+            "the whole spec must be at most 4194304 bytes encoded, found 4194305"
+        );
+        let text = validate(&spec).expect_err("too large").to_string();
+        assert_eq!(
+            text,
+            "invalid job spec:\n  the whole spec must be at most 4194304 bytes encoded, \
+             found 4194305"
+        );
+    }
+
+    #[test]
+    fn a_job_file_names_the_line_of_a_field_past_its_limit() {
+        let deep = vec!["div"; SELECTOR_DEPTH_LIMIT + 1].join(" ");
+        let source = minimal(&format!(
+            "\n[[handlers]]\nname = \"h\"\npattern = \"^/\"\n[handlers.fields]\ntitle = \"{deep}\"\n"
+        ));
+        let errors = field_errors(parse(&source));
+        let error = error_at(&errors, "handlers[0].fields.title.selector");
+        assert_eq!(error.line, Some(8));
+        assert!(error.reason.contains("at most 32 deep"), "{error:?}");
+    }
+}
+
 mod compiled_rules {
     use super::*;
 
