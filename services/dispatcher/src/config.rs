@@ -36,6 +36,8 @@ pub struct DispatcherConfig {
     pub outcome_batch: usize,
     /// Data folder (for the default SQLite file).
     pub data_dir: PathBuf,
+    /// What an outcome the frontier recorded survives (SQLite's `synchronous`).
+    pub durability: owlmesh_storage::Durability,
 }
 
 impl DispatcherConfig {
@@ -52,6 +54,7 @@ impl DispatcherConfig {
             maintenance_interval: DEFAULT_MAINTENANCE_INTERVAL,
             outcome_batch: DEFAULT_OUTCOME_BATCH,
             data_dir,
+            durability: owlmesh_storage::Durability::default(),
         }
     }
 }

@@ -38,7 +38,7 @@ impl DispatcherNode {
         if !owlmesh_storage::is_postgres_url(&config.database_url) {
             std::fs::create_dir_all(&config.data_dir).map_err(owlmesh_mesh::MeshError::from)?;
         }
-        let frontier = connect_frontier(&config.database_url).await?;
+        let frontier = connect_frontier(&config).await?;
         let streams = CancellationToken::new();
         let background = CancellationToken::new();
         let watch =
@@ -119,7 +119,10 @@ impl DispatcherNode {
 
 /// Connects to the frontier. Dispatchers sharing a fresh SQLite file may race to create its
 /// schema; the loser's migration fails and succeeds on a retry once the winner is done.
-async fn connect_frontier(database_url: &str) -> Result<Frontier> {
-    let config = FrontierConfig::new(database_url);
+async fn connect_frontier(dispatcher: &DispatcherConfig) -> Result<Frontier> {
+    let config = FrontierConfig {
+        durability: dispatcher.durability,
+        ..FrontierConfig::new(&dispatcher.database_url)
+    };
     Ok(retry(5, || Frontier::connect(&config)).await?)
 }
