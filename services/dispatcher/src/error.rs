@@ -57,6 +57,10 @@ impl From<DispatcherError> for tonic::Status {
             DispatcherError::Frontier(FrontierError::InvalidSchedule(_)) => {
                 Self::invalid_argument(message)
             }
+            // The caller's field, named first, as for any bad argument.
+            DispatcherError::Frontier(reused @ FrontierError::RequestIdReused { .. }) => {
+                Self::already_exists(reused.to_string())
+            }
             DispatcherError::Frontier(_) => Self::unavailable(message),
             DispatcherError::Mesh(_) => Self::internal(message),
         }
