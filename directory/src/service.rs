@@ -85,8 +85,14 @@ impl DirectoryService {
 impl Directory for DirectoryService {
     #[instrument(skip_all, fields(kind, id))]
     async fn register(&self, request: Request<RegisterRequest>) -> Result<Response<Lease>, Status> {
-        let owner = Caller::of(&request).map(|caller| caller.token);
-        let instance = validate_instance(request.into_inner().instance)?;
+        let caller = Caller::of(&request);
+        let mut instance = validate_instance(request.into_inner().instance)?;
+        // The directory's own word on which token registered the instance; whatever the
+        // request said is replaced, so no registration can claim another's fingerprint.
+        instance.token_fingerprint = caller
+            .map(|caller| caller.fingerprint.to_string())
+            .unwrap_or_default();
+        let owner = caller.map(|caller| caller.token);
         tracing::Span::current()
             .record("kind", &instance.kind)
             .record("id", &instance.id);

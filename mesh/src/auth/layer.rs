@@ -11,7 +11,7 @@ use tower::{Layer, Service};
 
 use super::policy::{Access, access};
 use super::roles::Roles;
-use super::tokens::TokenSet;
+use super::tokens::{TokenFingerprint, TokenSet};
 
 /// Adds [`AuthService`] around a server's routes; with no token set every call passes.
 #[derive(Debug, Clone, Default)]
@@ -46,6 +46,8 @@ pub struct Caller {
     pub token: usize,
     /// That token's roles.
     pub roles: Roles,
+    /// That token's fingerprint, which the directory publishes with what it registered.
+    pub fingerprint: TokenFingerprint,
 }
 
 impl Caller {
@@ -122,7 +124,11 @@ pub fn authorize(
         Access::Role(role) if !roles.contains(role) => Err(Status::permission_denied(format!(
             "{path} needs the role {role}; this token has {roles}"
         ))),
-        _ => Ok(Some(Caller { token, roles })),
+        _ => Ok(trusted.fingerprint(token).map(|fingerprint| Caller {
+            token,
+            roles,
+            fingerprint,
+        })),
     }
 }
 
@@ -201,6 +207,7 @@ mod tests {
         let expected = Caller {
             token: 1,
             roles: Roles::of([Role::Reader]),
+            fingerprint: TokenFingerprint::of(READER),
         };
         assert_eq!(
             reader.unwrap(),

@@ -19,7 +19,8 @@ pub use credentials::{Credentials, MeshChannel};
 pub use layer::{AuthLayer, AuthService, Caller, authorize};
 pub use roles::{Role, Roles};
 pub use tokens::{
-    MAX_TOKEN_LENGTH, MIN_TOKEN_LENGTH, TOKEN_FILE_NAME, Token, TokenSet, create_token_file,
+    MAX_TOKEN_LENGTH, MIN_TOKEN_LENGTH, TOKEN_FILE_NAME, Token, TokenFingerprint, TokenSet,
+    create_token_file,
 };
 
 /// This process's identity in the mesh.

@@ -16,6 +16,7 @@ use std::io::Write;
 use std::path::Path;
 
 use rand::RngCore;
+use sha2::{Digest, Sha256};
 
 use super::roles::{Role, Roles};
 use crate::{MeshError, Result};
@@ -63,6 +64,11 @@ impl Token {
         &self.0
     }
 
+    /// The token's fingerprint: names it without giving it away.
+    pub fn fingerprint(&self) -> TokenFingerprint {
+        TokenFingerprint::of(&self.0)
+    }
+
     /// Whether `presented` is this token, in time that does not depend on where they differ.
     fn matches(&self, presented: &[u8]) -> bool {
         let own = self.0.as_bytes();
@@ -82,17 +88,68 @@ impl fmt::Debug for Token {
     }
 }
 
+/// Bytes of SHA-256 a [`TokenFingerprint`] keeps: 128 bits tell tokens apart as surely as
+/// the whole hash would.
+const FINGERPRINT_BYTES: usize = 16;
+/// Hashed before the token, so that the fingerprint is of no use as any other hash of it.
+const FINGERPRINT_CONTEXT: &[u8] = b"owlmesh token fingerprint\n";
+
+/// Which token, without the token: the first 16 bytes of the SHA-256 of
+/// `"owlmesh token fingerprint\n"` and the token, shown in hex. The directory publishes the
+/// fingerprint of the token each instance registered with, and a dispatcher compares it
+/// with the fingerprint of a work session's caller. Not secret; a token chosen by hand from
+/// few possibilities could be found from it by trying them, which random tokens (as
+/// `owlmesh up` makes) rule out.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenFingerprint([u8; FINGERPRINT_BYTES]);
+
+impl TokenFingerprint {
+    /// The fingerprint of a token's text.
+    pub fn of(token: &str) -> Self {
+        let digest = Sha256::new()
+            .chain_update(FINGERPRINT_CONTEXT)
+            .chain_update(token.as_bytes())
+            .finalize();
+        let mut bytes = [0u8; FINGERPRINT_BYTES];
+        bytes.copy_from_slice(&digest[..FINGERPRINT_BYTES]);
+        Self(bytes)
+    }
+}
+
+impl fmt::Display for TokenFingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}
+
+impl fmt::Debug for TokenFingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenFingerprint({self})")
+    }
+}
+
 /// The tokens a server accepts, each with its roles.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenSet {
     entries: Vec<(Token, Roles)>,
+    /// The fingerprint of each entry's token, computed once rather than on every call.
+    fingerprints: Vec<TokenFingerprint>,
 }
 
 impl TokenSet {
     /// One token with every role, as `--token` gives.
     pub fn single(token: Token) -> Self {
+        Self::of(vec![(token, Roles::ALL)])
+    }
+
+    fn of(entries: Vec<(Token, Roles)>) -> Self {
+        let fingerprints = entries
+            .iter()
+            .map(|(token, _)| token.fingerprint())
+            .collect();
         Self {
-            entries: vec![(token, Roles::ALL)],
+            entries,
+            fingerprints,
         }
     }
 
@@ -131,7 +188,7 @@ impl TokenSet {
         if entries.is_empty() {
             return Err(MeshError::Credentials(format!("{origin} holds no token")));
         }
-        Ok(Self { entries })
+        Ok(Self::of(entries))
     }
 
     /// The token this process sends: the file's first.
@@ -155,6 +212,11 @@ impl TokenSet {
                 false => found,
             }
         })
+    }
+
+    /// The fingerprint of the token at `index` (as [`TokenSet::find`] numbers them).
+    pub fn fingerprint(&self, index: usize) -> Option<TokenFingerprint> {
+        self.fingerprints.get(index).copied()
     }
 }
 
@@ -200,6 +262,23 @@ mod tests {
 
     const A: &str = "aaaaaaaaaaaaaaaaaaaa";
     const B: &str = "bbbbbbbbbbbbbbbbbbbb";
+
+    #[test]
+    fn a_fingerprint_names_a_token_without_showing_it() {
+        let set = TokenSet::parse(&format!("{A}\n{B} reader\n"), "tokens").expect("valid");
+        let (index, _) = set.find(B).expect("B is in the set");
+        let fingerprint = set.fingerprint(index).expect("a fingerprint per token");
+        assert_eq!(fingerprint, TokenFingerprint::of(B));
+        assert_ne!(fingerprint, TokenFingerprint::of(A));
+        let shown = fingerprint.to_string();
+        assert_eq!(shown.len(), 2 * FINGERPRINT_BYTES);
+        assert!(!shown.contains(B) && !format!("{fingerprint:?}").contains(B));
+        // Fixed by the token alone, so that every process of a mesh computes the same.
+        assert_eq!(
+            TokenFingerprint::of("aaaaaaaaaaaaaaaaaaaa").to_string(),
+            TokenFingerprint::of(A).to_string()
+        );
+    }
 
     #[test]
     fn a_token_file_gives_each_token_its_roles() {
