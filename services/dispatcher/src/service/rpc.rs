@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
+use owlmesh_mesh::auth::Caller;
 use owlmesh_proto::v1::dispatcher_server::Dispatcher as DispatcherRpc;
 use owlmesh_proto::v1::worker_message::Message;
 use owlmesh_proto::v1::{
@@ -177,6 +178,49 @@ async fn reconcile(dispatcher: Arc<Dispatcher>, session: Arc<Session>, held: Vec
     }
 }
 
+/// Whether a work session under `scraper_id`, opened with the token of fingerprint
+/// `caller` (`None` when tokens are not checked here), may open. Only a registered scraper
+/// takes work: an id nobody registered would take hosts on the ring. And only that
+/// scraper: a session under its id closes its own and, with its hello, returns its leases,
+/// so the caller's token must be the one the scraper registered with, as the directory
+/// publishes it. A directory that checks no tokens publishes no fingerprint, and then
+/// any member may speak for any scraper (the mesh is open by choice).
+async fn admit_session(
+    dispatcher: &Dispatcher,
+    scraper_id: &str,
+    caller: Option<&str>,
+) -> Result<(), Status> {
+    let registered_by = |instance: &owlmesh_proto::v1::Instance| {
+        let published = instance.token_fingerprint.as_str();
+        published.is_empty() || caller.is_none_or(|caller| caller == published)
+    };
+    // At start, registering and opening the session race, and a scraper that restarted
+    // with another token shows its new registration a moment later: wait for either.
+    let scrapers = &dispatcher.scrapers;
+    let admitted = scrapers
+        .wait_for(REGISTRATION_GRACE, |view| {
+            view.get(scraper_id).is_some_and(registered_by)
+        })
+        .await;
+    if admitted.is_some() {
+        return Ok(());
+    }
+    if scrapers.view().get(scraper_id).is_some() {
+        warn!(
+            scraper = scraper_id,
+            "work session refused: another member's token"
+        );
+        return Err(Status::permission_denied(format!(
+            "hello.scraper_id: scraper {scraper_id:?} registered with another token; a work \
+             session under a scraper's id must carry the token that scraper registered with"
+        )));
+    }
+    Err(Status::failed_precondition(format!(
+        "hello.scraper_id: no scraper {scraper_id:?} is registered in the directory; a \
+         scraper registers before it opens a work session"
+    )))
+}
+
 /// Attempts at reconciling a new session's leases before it takes work without.
 const RECONCILE_ATTEMPTS: u32 = 10;
 /// How long a work session's hello waits for its scraper to show in the directory's
@@ -340,6 +384,8 @@ impl DispatcherRpc for DispatcherService {
         &self,
         request: Request<Streaming<WorkerMessage>>,
     ) -> Result<Response<Self::WorkStream>, Status> {
+        // Which token opened the session: `None` when this server checks no tokens.
+        let caller = Caller::of(&request).map(|caller| caller.fingerprint.to_string());
         let mut inbound = request.into_inner();
         let hello = match inbound.next().await {
             Some(Ok(WorkerMessage {
@@ -357,22 +403,7 @@ impl DispatcherRpc for DispatcherService {
                 "hello.scraper_id: must not be empty",
             ));
         }
-        // Only a registered scraper takes work: an id nobody registered would take hosts
-        // on the ring, and a session's hello may return its scraper's leases.
-        let listed = self
-            .dispatcher
-            .scrapers
-            .wait_for(REGISTRATION_GRACE, |view| {
-                view.get(&hello.scraper_id).is_some()
-            })
-            .await;
-        if listed.is_none() {
-            return Err(Status::failed_precondition(format!(
-                "hello.scraper_id: no scraper {:?} is registered in the directory; a scraper \
-                 registers before it opens a work session",
-                hello.scraper_id
-            )));
-        }
+        admit_session(&self.dispatcher, &hello.scraper_id, caller.as_deref()).await?;
         if !self.dispatcher.refresh_primary() {
             let primary = self
                 .dispatcher
