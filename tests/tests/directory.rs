@@ -6,7 +6,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use owlmesh_mesh::auth::MeshChannel;
+use owlmesh_mesh::auth::{MeshChannel, TokenSet};
 use owlmesh_mesh::client::{
     ChannelOptions, FailoverChannel, MembershipWatcher, Registrar, RegistrarConfig,
 };
@@ -672,4 +672,24 @@ async fn grpcurl_lists_describes_and_is_told_what_each_port_serves() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn the_directory_publishes_which_token_registered_an_instance_whatever_it_claims() {
+    let directory = OwlmeshProcess::start(&["directory", "--listen", "127.0.0.1:0"])
+        .await
+        .unwrap();
+    let mut client = directory_client(directory.address).await;
+    let mut claims = instance("scraper", "scraper-0", "127.0.0.1:7801", 0);
+    claims.token_fingerprint = "0".repeat(32);
+    register(&mut client, claims).await;
+
+    let request = ListRequest {
+        kind: "scraper".into(),
+    };
+    let listed = client.list(request).await.unwrap().into_inner().instances;
+    let tokens = TokenSet::read(support::test_token_file()).unwrap();
+    let expected = tokens.own().fingerprint().to_string();
+    assert_eq!(listed[0].token_fingerprint, expected);
+    assert!(!expected.contains(tokens.own().expose()));
 }
