@@ -72,6 +72,17 @@ impl RobotsVerdict {
     pub fn is_allowed(&self) -> bool {
         matches!(self, Self::Allowed { .. })
     }
+
+    /// What the robots.txt body `text` says about `url` for `user_agent`, by the same parse
+    /// and matching a fetched copy gets: the one parse point of robots.txt, public so that
+    /// its fuzz target (`fuzz/fuzz_targets/robots.rs`) drives it.
+    pub fn of_text(text: &[u8], url: &Url, user_agent: &str) -> Self {
+        let file = RobotsFile {
+            expires_at: Instant::now() + DEFAULT_ROBOTS_TTL,
+            rules: Arc::new(Rules::Parsed(ParsedRobots::new(text.to_vec()))),
+        };
+        file.verdict(url, user_agent)
+    }
 }
 
 /// robots.txt files by origin, fetched on first use. Concurrent first uses of one origin
@@ -355,5 +366,23 @@ mod tests {
             }
         );
         assert_eq!(file.verdict(&public, "Greedy"), RobotsVerdict::Disallowed);
+    }
+
+    #[test]
+    fn a_body_read_as_text_gives_the_verdict_a_fetched_copy_gives() {
+        let text = b"User-agent: *\nDisallow: /private/\nCrawl-delay: 2\n";
+        let private = Url::parse("http://h/private/x").unwrap();
+        let public = Url::parse("http://h/public").unwrap();
+        assert_eq!(
+            RobotsVerdict::of_text(text, &private, "owlmesh/1.0"),
+            RobotsVerdict::Disallowed
+        );
+        assert_eq!(
+            RobotsVerdict::of_text(text, &public, "owlmesh/1.0"),
+            RobotsVerdict::Allowed {
+                crawl_delay: Some(Duration::from_secs(2))
+            }
+        );
+        assert!(RobotsVerdict::of_text(b"\xff\xfe garbage", &private, "owlmesh").is_allowed());
     }
 }
