@@ -8,8 +8,13 @@ use owlmesh_directory::DirectoryConfig;
 use owlmesh_dispatcher::{
     DEFAULT_JOBS_PAGE_SIZE, DispatcherConfig, DispatcherNode, MAX_REQUEST_ID_BYTES,
 };
+use owlmesh_proto::v1::directory_client::DirectoryClient;
 use owlmesh_proto::v1::dispatcher_client::DispatcherClient;
-use owlmesh_proto::v1::{JobSpec, ListJobsRequest, ListJobsResponse, SubmitJobRequest};
+use owlmesh_proto::v1::{
+    Instance, JobSpec, ListJobsRequest, ListJobsResponse, RegisterRequest, SubmitJobRequest,
+    WorkerHello, WorkerMessage, worker_message,
+};
+use owlmesh_tests::eventually;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
@@ -142,7 +147,7 @@ async fn a_submission_retried_with_its_request_id_creates_one_job_even_after_fai
     let elsewhere = standby.submit_job(submit(spec("once"), request_id)).await;
     assert_eq!(elsewhere.expect("failover").into_inner().id, created);
     let (ids, _) = list_all(&mut first, 0).await;
-    assert_eq!(ids, [created.clone()], "one job");
+    assert_eq!(ids, std::slice::from_ref(&created), "one job");
 
     // The same id for another job is a mistake the caller hears about.
     let reused = first
@@ -273,5 +278,52 @@ async fn a_job_row_that_does_not_decode_is_reported_and_the_others_listed() {
         "{:?}",
         page.unreadable[0]
     );
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn without_tokens_a_registered_scraper_still_opens_its_work_session() {
+    // Nothing here checks tokens (as under --insecure-no-auth): the directory publishes no
+    // fingerprint, and the dispatcher has no caller's token to compare.
+    let harness = Harness::start(1).await;
+    let directory = format!("http://{}", harness.directory_address);
+    let mut directory = DirectoryClient::connect(directory)
+        .await
+        .expect("directory");
+    let scraper = Instance {
+        kind: "scraper".into(),
+        id: "scraper-0".into(),
+        address: "127.0.0.1:9".into(),
+        ..Instance::default()
+    };
+    let request = RegisterRequest {
+        instance: Some(scraper),
+    };
+    directory.register(request).await.expect("register");
+
+    let client = harness.client(0).await;
+    let hello = || WorkerMessage {
+        message: Some(worker_message::Message::Hello(WorkerHello {
+            scraper_id: "scraper-0".into(),
+            slots: 1,
+            held: None,
+        })),
+    };
+    // The dispatcher takes a moment to see itself primary.
+    eventually(Duration::from_secs(10), "the work session opens", || {
+        let mut client = client.clone();
+        async move {
+            let opened = client.work(futures::stream::iter([hello()])).await;
+            match opened {
+                Ok(_) => true,
+                Err(status) => {
+                    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+                    assert!(status.message().starts_with("standby"), "{status:?}");
+                    false
+                }
+            }
+        }
+    })
+    .await;
     harness.stop().await;
 }
