@@ -44,7 +44,9 @@ pub use fetch::{
     FetchConfig, FetchError, FetchFailure, FetchOptions, FetchResult, Fetched, Fetcher,
 };
 pub use node::ScraperNode;
-pub use outcome_queue::MAX_OUTCOME_BATCH_BYTES;
+pub use outcome_queue::{
+    DEAD_LETTER_AFTER_REFUSALS, MAX_OUTCOME_BATCH_BYTES, OUTCOME_REFUSED, OUTCOME_TOO_LARGE,
+};
 pub use page::{DEFAULT_RATE_LIMIT_BACK_OFF, MAX_BACK_OFF};
 pub use politeness::{HostGate, HostGates, HostPermit, HostPolicy, HostTiming, JobPoliteness};
 pub use robots::{RobotsCache, RobotsConfig, RobotsVerdict};

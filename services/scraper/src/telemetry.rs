@@ -38,6 +38,8 @@ pub(crate) struct Counters {
     pub(crate) bytes_fetched: AtomicU64,
     /// Assignments robots.txt forbade.
     pub(crate) robots_disallowed: AtomicU64,
+    /// Outcomes taken off the queue because the dispatcher kept refusing them.
+    pub(crate) outcomes_dead_lettered: AtomicU64,
     /// From the request's start to the answer read.
     pub(crate) fetch_seconds: LatencyHistogram,
     /// From an assignment's arrival to the archiver's acknowledgement of its page.
@@ -157,6 +159,7 @@ impl Gauges {
                 counter("fetch_errors", &counters.fetch_errors),
                 counter("bytes_fetched", &counters.bytes_fetched),
                 counter("robots_disallowed", &counters.robots_disallowed),
+                counter("outcomes_dead_lettered", &counters.outcomes_dead_lettered),
                 hosts_owned,
             ],
             histograms: vec![

@@ -223,6 +223,7 @@ async fn a_broken_session_resumes_on_the_next_dispatcher_with_its_pending_outcom
             concurrency_per_host: 2,
             ..MeshSetup::default().politeness
         },
+        ..MeshSetup::default()
     })
     .await;
     let urls = mesh.assign_products(12);
@@ -266,6 +267,56 @@ async fn a_broken_session_resumes_on_the_next_dispatcher_with_its_pending_outcom
     // The hello to b offered the slots free on both sides: b's credit adds up to all.
     let slots = owlmesh_scraper::DEFAULT_SLOTS as usize;
     assert_eq!(sessions[2].1 as usize + received_by_b, slots);
+    scraper.stop().await;
+}
+
+/// An outcome larger than the dispatcher reads ends every session it is sent on. It must not
+/// wedge the scraper: after a few sessions it is dead-lettered, its URL fails with the
+/// reason (so its lease is settled), it is counted, and every other outcome is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outcome_the_dispatcher_cannot_read_is_dead_lettered_and_the_rest_delivered() {
+    let mesh = Mesh::start(MeshSetup {
+        site: SiteConfig {
+            products: 200,
+            products_per_page: 200,
+            categories: 1,
+            ..SiteConfig::default()
+        },
+        dispatcher_read_limit: Some(4 * 1024),
+        ..MeshSetup::default()
+    })
+    .await;
+    // The one listing page links all 200 products: about 12 KB of links.
+    let listing = mesh.site.url("/category/kitchen/page-1.html");
+    mesh.assign(&[&listing]);
+    let products = mesh.assign_products(12);
+    let scraper = mesh.scraper(|_| {}).await;
+
+    let outcomes = mesh.outcomes(products.len() + 1).await;
+    mesh.assert_one_outcome_per_assignment();
+    for product in &products {
+        assert!(is(&outcomes[product], OutcomeStatus::Done), "{product}");
+    }
+    let failure = &outcomes[&listing];
+    assert!(is(failure, OutcomeStatus::Failed), "{failure:?}");
+    assert!(
+        failure.error.starts_with(owlmesh_scraper::OUTCOME_REFUSED),
+        "{}",
+        failure.error
+    );
+    assert!(failure.links.is_empty());
+    assert_eq!(counter(&scraper.stats().await, "outcomes_dead_lettered"), 1);
+    let sessions = mesh
+        .log
+        .entries()
+        .iter()
+        .filter(|entry| matches!(entry, Entry::Hello { .. }))
+        .count();
+    let refusals = owlmesh_scraper::DEAD_LETTER_AFTER_REFUSALS as usize;
+    assert!(
+        (refusals..=refusals + 2).contains(&sessions),
+        "{sessions} sessions: one per refusal and one more"
+    );
     scraper.stop().await;
 }
 

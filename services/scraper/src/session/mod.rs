@@ -30,12 +30,13 @@ use owlmesh_proto::v1::{
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tonic::{Status, Streaming};
+use tonic::{Code, Status, Streaming};
 use tracing::{debug, info, warn};
 
 use crate::inbox::Inbox;
 use crate::jobs::JobCache;
 use crate::outcome_queue::{BatchPolicy, OutcomeQueue, SentOutcomes};
+use crate::telemetry::Counters;
 use crate::worker::Worker;
 use transport::Transport;
 
@@ -98,8 +99,9 @@ enum Ended {
     Finished,
     /// The dispatcher did not accept a session (standby, unreachable): try the next one.
     Refused,
-    /// An open session broke: start again from the top of the failover order.
-    Broken,
+    /// An open session broke: start again from the top of the failover order. `refused`:
+    /// the dispatcher ended the stream, as it does when it cannot take what was sent.
+    Broken { refused: bool },
 }
 
 impl WorkLink {
@@ -121,7 +123,7 @@ impl WorkLink {
             let ended = self.session(dispatcher, &mut backoff).await;
             match ended {
                 Ended::Finished => return,
-                Ended::Broken => (skip, failing) = (0, false),
+                Ended::Broken { .. } => (skip, failing) = (0, false),
                 Ended::Refused => {
                     skip += 1;
                     if skip >= order.len() && !failing {
@@ -172,7 +174,8 @@ impl WorkLink {
             // lets them go first, and the dispatcher closes its side once it has read them.
             Ended::Finished if !self.stop.is_cancelled() => closing_grace(&mut inbound).await,
             Ended::Finished => {}
-            Ended::Broken | Ended::Refused => self.recover(&transport),
+            Ended::Broken { refused } => self.recover(&transport, refused),
+            Ended::Refused => self.recover(&transport, false),
         }
         ended
     }
@@ -261,8 +264,8 @@ impl WorkLink {
                     permit.send(message(Outbound::Credit(SlotCredit { free_slots })));
                     self.owed_credit = 0;
                 }
-                Ok(permit) = batch_room(&mut self.outcomes, policy, outbound) => {
-                    let outcomes = self.outcomes.take(self.config.batch);
+                Ok(permit) = batch_room(&mut self.outcomes, policy, outbound), if self.sent.may_send() => {
+                    let outcomes = self.outcomes.take(self.sent.batch_limit(self.config.batch));
                     let count = outcomes.len();
                     self.sent.sent(&outcomes);
                     permit.send(message(Outbound::Outcomes(OutcomeBatch { outcomes })));
@@ -272,11 +275,11 @@ impl WorkLink {
                     Ok(Some(received)) => self.handle(received),
                     Ok(None) => {
                         warn!("work session ended by the dispatcher");
-                        return Ended::Broken;
+                        return Ended::Broken { refused: true };
                     }
                     Err(status) => {
                         warn!(code = ?status.code(), error = %status.message(), "work session broke");
-                        return Ended::Broken;
+                        return Ended::Broken { refused: is_refusal(status.code()) };
                     }
                 },
                 // A dead dispatcher breaks the stream at once; a hung one keeps it open and
@@ -287,7 +290,7 @@ impl WorkLink {
                     let view = membership.borrow_and_update().clone();
                     if watching && view.synced && view.get(dispatcher_id).is_none() {
                         warn!(dispatcher = dispatcher_id, "the dispatcher left the directory: ending the session");
-                        return Ended::Broken;
+                        return Ended::Broken { refused: false };
                     }
                 }
             }
@@ -306,20 +309,40 @@ impl WorkLink {
 
     /// Takes back every outcome of the ended session that its dispatcher did not record:
     /// those the transport still held, and those it sent that may have died with the
-    /// dispatcher. They go first in the next session.
-    fn recover(&mut self, transport: &Transport) {
+    /// dispatcher. They go first in the next session, which probes with them (see
+    /// [`SentOutcomes::after_break`]); one that keeps breaking sessions is dead-lettered here.
+    fn recover(&mut self, transport: &Transport, refused: bool) {
         // Ends the stream; the outcomes it still held are among the unrecorded ones.
         let _ = transport.take_unsent();
-        let recovered = self.sent.take();
-        if !recovered.is_empty() {
+        let recovered = self.sent.after_break(refused);
+        if let Some(letter) = &recovered.dead_letter {
+            warn!(
+                lease = letter.outcome.lease_id,
+                url = %letter.outcome.url,
+                reason = %letter.reason,
+                replaced = letter.replaced,
+                "outcome dead-lettered: the dispatcher kept refusing it"
+            );
+            Counters::add(&self.worker.counters.outcomes_dead_lettered, 1);
+        }
+        if !recovered.outcomes.is_empty() {
             debug!(
-                outcomes = recovered.len(),
+                outcomes = recovered.outcomes.len(),
                 "outcomes kept for the next session"
             );
-            self.inbox.undelivered(recovered.len());
-            self.outcomes.restore(recovered);
+            self.inbox.undelivered(recovered.outcomes.len());
+            self.outcomes.restore(recovered.outcomes);
         }
     }
+}
+
+/// Whether a session that broke with `code` was ended by its dispatcher refusing what it was
+/// sent, rather than by the dispatcher or the network going away.
+fn is_refusal(code: Code) -> bool {
+    !matches!(
+        code,
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown
+    )
 }
 
 /// Waits until a batch of outcomes may go and the transport has room for it. Cancel-safe:

@@ -48,6 +48,9 @@ pub(crate) struct MeshSetup {
     pub(crate) dispatchers: Vec<Mode>,
     /// The job's politeness.
     pub(crate) politeness: Politeness,
+    /// The largest message the fake dispatchers read (tonic's 4 MiB when `None`); a larger
+    /// one ends the session, as it does on a real dispatcher.
+    pub(crate) dispatcher_read_limit: Option<usize>,
 }
 
 impl Default for MeshSetup {
@@ -65,6 +68,7 @@ impl Default for MeshSetup {
                 concurrency_per_host: 16,
                 user_agent: AGENT.into(),
             },
+            dispatcher_read_limit: None,
         }
     }
 }
@@ -105,7 +109,11 @@ impl Mesh {
                 frontier: Arc::clone(&frontier),
                 log: Arc::clone(&log),
             };
-            let server = GrpcServer::new().add_service(DispatcherServer::new(dispatcher));
+            let mut server = DispatcherServer::new(dispatcher);
+            if let Some(limit) = setup.dispatcher_read_limit {
+                server = server.max_decoding_message_size(limit);
+            }
+            let server = GrpcServer::new().add_service(server);
             let priority = priority as i32;
             members.push(join(server, "dispatcher", &name, priority, &directory).await);
         }
