@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::error::{Result, ScraperError};
+use crate::extract::EXTRACTION_BUDGET;
 use crate::fetch::FetchConfig;
 use crate::robots::RobotsConfig;
 
@@ -47,6 +48,9 @@ pub struct ScraperConfig {
     pub outcome_batch: usize,
     /// How long a partial outcome batch waits before it is sent.
     pub outcome_linger: Duration,
+    /// How long reading one page (parse and extraction) may take before the page fails;
+    /// see [`EXTRACTION_BUDGET`].
+    pub extraction_budget: Duration,
 }
 
 impl Default for ScraperConfig {
@@ -69,6 +73,7 @@ impl ScraperConfig {
             flush_timeout: DEFAULT_FLUSH_TIMEOUT,
             outcome_batch: DEFAULT_OUTCOME_BATCH,
             outcome_linger: DEFAULT_OUTCOME_LINGER,
+            extraction_budget: EXTRACTION_BUDGET,
         }
     }
 
@@ -106,6 +111,7 @@ impl ScraperConfig {
             ("fetch.connect_timeout", self.fetch.connect_timeout),
             ("fetch.read_timeout", self.fetch.read_timeout),
             ("fetch.request_timeout", self.fetch.request_timeout),
+            ("extraction_budget", self.extraction_budget),
         ];
         if let Some((field, _)) = timeouts.iter().find(|(_, timeout)| timeout.is_zero()) {
             return Err(invalid(field, "must be longer than zero"));
@@ -145,6 +151,10 @@ mod tests {
         assert!(
             bad(|config| config.fetch.read_timeout = Duration::ZERO)
                 .starts_with("fetch.read_timeout: ")
+        );
+        assert!(
+            bad(|config| config.extraction_budget = Duration::ZERO)
+                .starts_with("extraction_budget: ")
         );
     }
 }

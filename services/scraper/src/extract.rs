@@ -1,9 +1,15 @@
 //! Extraction: a compiled job's handlers, follow rules and document types applied to a page,
 //! reading its fields, links and documents from a single parse of its HTML. What the rules
 //! are is the job crate's to say; this module only applies them.
+//!
+//! A page and a job's selectors may be slow to match together (a large page, `:has()`), so
+//! [`extract_within`] keeps to a deadline: every selector walks the page element by element
+//! and stops once the time is over, and the page fails with [`OverBudget`].
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
+use std::time::{Duration, Instant};
 
 use owlmesh_job::{
     CompiledField, CompiledHandler, CompiledJob, MAX_LINKS_PER_PAGE, canonicalize_url, is_web_url,
@@ -23,6 +29,22 @@ static DOCUMENT_LINKS: LazyLock<Selector> = LazyLock::new(|| {
 static BASE: LazyLock<Selector> =
     LazyLock::new(|| Selector::parse("base[href]").expect("a valid selector"));
 
+/// How long extracting one page may take, parse included, before it fails: ordinary pages
+/// take a millisecond or two and a 5 MiB one a fraction of a second, so only a pathological
+/// page and selector pair reaches it. It bounds how long one page holds a core.
+pub const EXTRACTION_BUDGET: Duration = Duration::from_secs(5);
+/// Elements matched between two looks at the clock: reading it costs about as much as
+/// matching one simple selector.
+const ELEMENTS_PER_CLOCK_CHECK: u32 = 32;
+
+/// Extraction ran past its time budget; nothing it found is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("extraction exceeded its time budget of {}ms", .budget.as_millis())]
+pub struct OverBudget {
+    /// The budget it had.
+    pub budget: Duration,
+}
+
 /// What one page yields.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Extraction {
@@ -39,7 +61,7 @@ pub struct Extraction {
     pub documents: Vec<Document>,
 }
 
-/// Decodes `body` by its charset (lossily) and extracts from it.
+/// Decodes `body` by its charset (lossily) and extracts from it, without a time budget.
 pub fn extract_bytes(
     job: &CompiledJob,
     page_url: &Url,
@@ -49,14 +71,106 @@ pub fn extract_bytes(
     extract(job, page_url, &charset::decode(body, content_type))
 }
 
+/// Decodes `body` by its charset (lossily) and extracts from it within `budget`, counted
+/// from the call. Blocks for up to about the budget: run it off the async runtime.
+pub fn extract_within(
+    job: &CompiledJob,
+    page_url: &Url,
+    body: &[u8],
+    content_type: Option<&str>,
+    budget: Duration,
+) -> Result<Extraction, OverBudget> {
+    let clock = Clock::new(budget);
+    let html = charset::decode(body, content_type);
+    let extraction = extract_on(job, page_url, &html, &clock);
+    if clock.is_over() {
+        return Err(OverBudget { budget });
+    }
+    Ok(extraction)
+}
+
 /// Parses `html` once and reads the matching handler's fields, the links the job follows and
-/// the documents it wants from it.
+/// the documents it wants from it, without a time budget.
 pub fn extract(job: &CompiledJob, page_url: &Url, html: &str) -> Extraction {
+    extract_on(job, page_url, html, &Clock::unlimited())
+}
+
+/// The deadline of one extraction, looked at every few elements.
+#[derive(Debug)]
+struct Clock {
+    deadline: Option<Instant>,
+    /// Elements matched since the clock was last read.
+    elements: Cell<u32>,
+    over: Cell<bool>,
+}
+
+impl Clock {
+    fn new(budget: Duration) -> Self {
+        Self {
+            deadline: Instant::now().checked_add(budget),
+            ..Self::unlimited()
+        }
+    }
+
+    fn unlimited() -> Self {
+        Self {
+            deadline: None,
+            elements: Cell::new(0),
+            over: Cell::new(false),
+        }
+    }
+
+    /// Counts one element; false once the deadline has passed (and from then on).
+    fn tick(&self) -> bool {
+        if self.over.get() {
+            return false;
+        }
+        let Some(deadline) = self.deadline else {
+            return true;
+        };
+        let elements = self.elements.get() + 1;
+        if elements < ELEMENTS_PER_CLOCK_CHECK {
+            self.elements.set(elements);
+            return true;
+        }
+        self.elements.set(0);
+        let over = Instant::now() >= deadline;
+        self.over.set(over);
+        !over
+    }
+
+    fn is_over(&self) -> bool {
+        self.over.get()
+            || self
+                .deadline
+                .is_some_and(|deadline| Instant::now() >= deadline)
+    }
+}
+
+/// The elements of `document` that match `selector`, in document order, as
+/// [`Html::select`] yields them, but ending early once `clock` runs out. (Matching here
+/// goes without the selector crate's per-walk cache for `:nth-child()` counts, which
+/// `Html::select` keeps to itself: those count siblings afresh.)
+fn select<'a>(
+    document: &'a Html,
+    selector: &'a Selector,
+    clock: &'a Clock,
+) -> impl Iterator<Item = ElementRef<'a>> + 'a {
+    document
+        .tree
+        .nodes()
+        .filter_map(ElementRef::wrap)
+        .filter(|element| element.parent().is_some())
+        .take_while(|_| clock.tick())
+        .filter(|element| selector.matches(element))
+}
+
+fn extract_on(job: &CompiledJob, page_url: &Url, html: &str, clock: &Clock) -> Extraction {
     let document = Html::parse_document(html);
-    let base = base_url(&document, page_url);
+    let base = base_url(&document, page_url, clock);
     let mut extraction = Extraction {
-        links: links(job, &document, &base),
-        documents: documents(job, &document, &base, page_url),
+        links: links(job, &document, &base, clock),
+        documents: documents(job, &document, &base, page_url, clock),
         ..Extraction::default()
     };
     let target = path_and_query(page_url);
@@ -68,15 +182,14 @@ pub fn extract(job: &CompiledJob, page_url: &Url, html: &str) -> Extraction {
     });
     if let Some((handler, captures)) = matched {
         extraction.handler = Some(handler.name().to_owned());
-        extraction.fields = fields(handler, &document, &captures, &base);
+        extraction.fields = fields(handler, &document, &captures, &base, clock);
     }
     extraction
 }
 
 /// The URL relative links resolve against: the page's `<base href>`, if valid.
-fn base_url(document: &Html, page_url: &Url) -> Url {
-    document
-        .select(&BASE)
+fn base_url(document: &Html, page_url: &Url, clock: &Clock) -> Url {
+    select(document, &BASE, clock)
         .next()
         .and_then(|base| base.attr("href"))
         .and_then(|href| page_url.join(href.trim()).ok())
@@ -87,10 +200,9 @@ fn base_url(document: &Html, page_url: &Url) -> Url {
 /// The links the job follows, in canonical form: the dispatcher recognises links it holds
 /// by their text, and decides by the same [`CompiledJob::allows_link`]. At most
 /// [`MAX_LINKS_PER_PAGE`], the first in document order.
-fn links(job: &CompiledJob, document: &Html, base: &Url) -> Vec<String> {
+fn links(job: &CompiledJob, document: &Html, base: &Url, clock: &Clock) -> Vec<String> {
     let mut seen = HashSet::new();
-    document
-        .select(job.follow_selector())
+    select(document, job.follow_selector(), clock)
         .filter_map(|element| element.attr("href"))
         // `#section` points into this very page: nothing to fetch.
         .filter(|href| !href.trim_start().starts_with('#'))
@@ -103,14 +215,20 @@ fn links(job: &CompiledJob, document: &Html, base: &Url) -> Vec<String> {
         .collect()
 }
 
-fn documents(job: &CompiledJob, document: &Html, base: &Url, page_url: &Url) -> Vec<Document> {
+fn documents(
+    job: &CompiledJob,
+    document: &Html,
+    base: &Url,
+    page_url: &Url,
+    clock: &Clock,
+) -> Vec<Document> {
     let types = job.documents();
     if types.is_empty() {
         return Vec::new();
     }
     let mut seen = HashSet::new();
     let mut found = Vec::new();
-    for element in document.select(&DOCUMENT_LINKS) {
+    for element in select(document, &DOCUMENT_LINKS, clock) {
         let Some(url) = element_target(element).and_then(|target| resolve(base, target)) else {
             continue;
         };
@@ -134,6 +252,7 @@ fn fields(
     document: &Html,
     captures: &regex::Captures<'_>,
     base: &Url,
+    clock: &Clock,
 ) -> HashMap<String, FieldValue> {
     let mut fields = HashMap::new();
     for name in handler.pattern().capture_names().flatten() {
@@ -142,17 +261,21 @@ fn fields(
         }
     }
     for field in handler.fields() {
-        if let Some(value) = extract_field(field, document, base) {
+        if let Some(value) = extract_field(field, document, base, clock) {
             fields.insert(field.name().to_owned(), value);
         }
     }
     fields
 }
 
-fn extract_field(field: &CompiledField, document: &Html, base: &Url) -> Option<FieldValue> {
-    let mut values = document
-        .select(field.selector())
-        .filter_map(|element| take(field, element, base));
+fn extract_field(
+    field: &CompiledField,
+    document: &Html,
+    base: &Url,
+    clock: &Clock,
+) -> Option<FieldValue> {
+    let mut values =
+        select(document, field.selector(), clock).filter_map(|element| take(field, element, base));
     if field.many() {
         let values = values.collect();
         Some(FieldValue {

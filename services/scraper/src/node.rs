@@ -132,7 +132,10 @@ impl Parts {
             ..OutboxConfig::default()
         };
         Ok(Self {
-            crawler: Arc::new(Crawler::new(fetcher, config.robots.clone())),
+            crawler: Arc::new(
+                Crawler::new(fetcher, config.robots.clone())
+                    .with_extraction_budget(config.extraction_budget),
+            ),
             outbox: ArchiveOutbox::start(archivers, outbox_config, background.clone()),
             inbox: Arc::new(Inbox::new(config.slots)),
             counters: Arc::default(),

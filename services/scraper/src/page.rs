@@ -1,7 +1,6 @@
 //! One page, politely: ask robots.txt, wait at the host's gate, fetch, then read the body
 //! once (extraction and content hash) and let it go. Shared by the work sessions and `Try`.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,15 +11,11 @@ use tokio::sync::Semaphore;
 use url::Url;
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
-use crate::extract::{self, Extraction};
+use crate::extract::{self, EXTRACTION_BUDGET, Extraction, OverBudget};
 use crate::fetch::{FetchError, FetchFailure, FetchOptions, FetchResult, Fetched, Fetcher};
 use crate::jobs::Job;
 use crate::politeness::{HostGates, HostPermit};
 use crate::robots::{RobotsCache, RobotsConfig, RobotsVerdict};
-
-/// Bodies up to this size are read on the task that fetched them; larger ones on the blocking
-/// pool.
-const INLINE_READ_BYTES: usize = 256 * 1024;
 
 /// How long a host is left alone after a 429 that did not say how long.
 pub const DEFAULT_RATE_LIMIT_BACK_OFF: Duration = Duration::from_secs(5);
@@ -35,8 +30,10 @@ pub(crate) struct Crawler {
     fetcher: Fetcher,
     robots: RobotsCache,
     gates: HostGates,
-    /// Large pages read at once: one per core, as reading is CPU work.
-    readers: Semaphore,
+    /// HTML pages read at once: one per core, as reading is CPU work.
+    readers: Arc<Semaphore>,
+    /// How long reading one page may take; see [`EXTRACTION_BUDGET`].
+    extraction_budget: Duration,
 }
 
 /// Why a page is not fetched at all.
@@ -79,30 +76,52 @@ impl Crawler {
             robots: RobotsCache::new(fetcher.clone(), robots),
             fetcher,
             gates: HostGates::new(),
-            readers: Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from)),
+            readers: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(2, usize::from),
+            )),
+            extraction_budget: EXTRACTION_BUDGET,
         }
     }
 
-    /// Reads a fetched page, dropping the body once it is hashed and extracted. A page of
-    /// ordinary size is read right here: parsing it takes a fraction of a millisecond, less
-    /// than handing it to another thread and back costs at crawl rates. A larger one goes to
-    /// the blocking pool (one per core at most), so that a huge page cannot stall the
-    /// runtime's workers. Fails only if the reading panicked, which must cost the page and
-    /// not the process.
+    /// The same, with `budget` for reading each page instead of [`EXTRACTION_BUDGET`].
+    pub(crate) fn with_extraction_budget(mut self, budget: Duration) -> Self {
+        self.extraction_budget = budget;
+        self
+    }
+
+    /// Reads a fetched page, dropping the body once it is hashed and extracted. An HTML page
+    /// is read on the blocking pool, one per core at most, within the extraction budget: a
+    /// page and selectors that are slow together hold one core for that long and then fail,
+    /// while the runtime's workers go on serving every other host. (Handing a page over
+    /// costs a few microseconds; parsing it, a millisecond or more.) The budget counts from
+    /// when reading starts, not while waiting for a core. Fails for a page over budget and
+    /// for one whose reading panicked, which must cost the page and not the process.
     pub(crate) async fn read(&self, job: Arc<Job>, fetched: Fetched) -> Result<Page, String> {
-        let size = fetched.body.as_ref().map_or(0, Vec::len);
-        if size <= INLINE_READ_BYTES {
-            return std::panic::catch_unwind(AssertUnwindSafe(|| read(&job, fetched)))
-                .map_err(|_| "reading the page failed: it panicked".to_owned());
+        if fetched.body.is_none() || !fetched.is_html() {
+            return Ok(not_read(&job, fetched));
         }
-        let _reader = self
-            .readers
-            .acquire()
+        let reader = Arc::clone(&self.readers)
+            .acquire_owned()
             .await
             .expect("the semaphore is never closed");
-        tokio::task::spawn_blocking(move || read(&job, fetched))
-            .await
-            .map_err(|error| format!("reading the page failed: {error}"))
+        let budget = self.extraction_budget;
+        let reading = tokio::task::spawn_blocking(move || {
+            // Held until reading really ends, even after the caller gave up waiting, so
+            // that no more pages are read at once than there are readers.
+            let _reader = reader;
+            read(&job, fetched, budget)
+        });
+        // Reading stops itself at the budget; this bounds the parts it cannot interrupt
+        // (parsing, one element's match) for the caller.
+        match tokio::time::timeout(budget, reading).await {
+            Ok(Ok(Ok(page))) => Ok(page),
+            Ok(Ok(Err(over))) => Err(over.to_string()),
+            Ok(Err(error)) if error.is_panic() => {
+                Err("reading the page failed: it panicked".to_owned())
+            }
+            Ok(Err(error)) => Err(format!("reading the page failed: {error}")),
+            Err(_) => Err(OverBudget { budget }.to_string()),
+        }
     }
 
     /// Waits until `url` may be fetched: robots.txt allows it (when the job obeys it) and
@@ -201,18 +220,23 @@ fn content_hash(extraction: &Extraction, body: &[u8]) -> String {
     format!("{:016x}", hasher.digest())
 }
 
-fn read(job: &Job, mut fetched: Fetched) -> Page {
-    let body = fetched.body.take();
-    let (extraction, content_hash) = match body {
-        Some(body) if fetched.is_html() => {
-            let content_type = fetched.content_type.as_deref();
-            let extraction =
-                extract::extract_bytes(&job.rules, &fetched.final_url, &body, content_type);
-            let hash = content_hash(&extraction, &body);
-            (extraction, hash)
-        }
-        _ => (not_html(job, &fetched), String::new()),
-    };
+/// Extracts from an HTML page within `budget` and hashes it.
+fn read(job: &Job, mut fetched: Fetched, budget: Duration) -> Result<Page, OverBudget> {
+    let body = fetched.body.take().unwrap_or_default();
+    let content_type = fetched.content_type.as_deref();
+    let extraction =
+        extract::extract_within(&job.rules, &fetched.final_url, &body, content_type, budget)?;
+    let content_hash = content_hash(&extraction, &body);
+    Ok(page(fetched, extraction, content_hash))
+}
+
+/// A page whose body is not HTML (or absent): nothing to parse, nothing kept to hash.
+fn not_read(job: &Job, fetched: Fetched) -> Page {
+    let extraction = not_html(job, &fetched);
+    page(fetched, extraction, String::new())
+}
+
+fn page(fetched: Fetched, extraction: Extraction, content_hash: String) -> Page {
     Page {
         final_url: fetched.final_url,
         redirects: fetched.redirects,

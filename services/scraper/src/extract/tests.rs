@@ -378,3 +378,61 @@ fn a_page_gives_at_most_the_link_cap_and_no_overlong_link() {
     let last = owlmesh_job::MAX_LINKS_PER_PAGE - 1;
     assert_eq!(extraction.links[last], format!("http://h/p/{last}"));
 }
+
+#[test]
+fn within_its_budget_extraction_finds_what_it_finds_without_one() {
+    let job = CompiledJob::compile(&catalogue_spec(&["http://127.0.0.1:8081/"])).expect("valid");
+    let within = extract_within(
+        &job,
+        &product_url(),
+        PRODUCT.as_bytes(),
+        Some("text/html"),
+        EXTRACTION_BUDGET,
+    );
+    assert_eq!(within, Ok(extract(&job, &product_url(), PRODUCT)));
+}
+
+#[test]
+fn a_page_past_its_budget_fails_and_says_so() {
+    let job = CompiledJob::compile(&catalogue_spec(&["http://127.0.0.1:8081/"])).expect("valid");
+    let over = extract_within(
+        &job,
+        &product_url(),
+        PRODUCT.as_bytes(),
+        None,
+        Duration::ZERO,
+    )
+    .expect_err("no time at all");
+    assert_eq!(
+        over.to_string(),
+        "extraction exceeded its time budget of 0ms"
+    );
+}
+
+#[test]
+fn a_slow_selector_stops_at_the_budget() {
+    // `:has(~ div)` looks at every later sibling of every paragraph and finds none: with
+    // 40,000 paragraphs that is 800 million steps, minutes of work, unless it stops.
+    let mut spec = base();
+    spec.handlers = vec![Handler {
+        name: "slow".into(),
+        pattern: "^/".into(),
+        fields: [(
+            "never".to_owned(),
+            FieldRule {
+                selector: "p:has(~ div)".into(),
+                ..FieldRule::default()
+            },
+        )]
+        .into(),
+    }];
+    let job = CompiledJob::compile(&spec).expect("valid");
+    let page = format!("<body>{}</body>", "<p>row</p>".repeat(40_000));
+    let budget = Duration::from_millis(200);
+    let started = Instant::now();
+    let over = extract_within(&job, &url("http://h/"), page.as_bytes(), None, budget);
+    assert_eq!(over, Err(OverBudget { budget }));
+    // Parsing the page is most of that, and it is not interrupted.
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "stopped after {took:?}");
+}
