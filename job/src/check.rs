@@ -474,7 +474,8 @@ fn compile_regex(pattern: &str, path: &FieldPath, issues: &mut Vec<Issue>) -> Op
         Err(regex::Error::CompiledTooBig(limit)) => {
             let reason = format!(
                 "compiles to more than {limit} bytes, the limit for one pattern: a counted \
-                 repetition such as {{1,1000}} copies what it repeats, and nested ones multiply"
+                 repetition such as {{1,1000}} copies what it repeats, nested ones multiply, \
+                 and a Unicode class such as \\w is large ([a-z0-9_] is not)"
             );
             issues.push(Issue::new(path.clone(), reason));
             None

@@ -41,17 +41,30 @@ fn invalid_spec(error: SpecError) -> ScraperError {
             reason: error.to_string(),
         };
     };
-    let field = invalid.errors.first().map_or_else(
-        || "spec".to_owned(),
-        |first| format!("spec.{}", first.field),
-    );
+    let field = invalid
+        .errors
+        .first()
+        .map_or_else(|| "spec".to_owned(), |first| in_request(&first.field));
+    // The error shows the field first, so the first problem's reason follows it bare.
     let reason = invalid
         .errors
         .iter()
-        .map(|problem| format!("spec.{problem}"))
+        .enumerate()
+        .map(|(index, problem)| match index {
+            0 => problem.reason.clone(),
+            _ => format!("{}: {}", in_request(&problem.field), problem.reason),
+        })
         .collect::<Vec<_>>()
         .join("; ");
     ScraperError::InvalidArgument { field, reason }
+}
+
+/// A spec's field path as a path in the request; the whole spec (its size) is `spec`.
+fn in_request(field: &str) -> String {
+    match field {
+        "" => "spec".to_owned(),
+        field => format!("spec.{field}"),
+    }
 }
 
 /// What a job id stands for: a compiled job, or why its spec did not compile.
@@ -160,6 +173,27 @@ mod tests {
             ..valid()
         };
         assert_eq!(field_of(&spec), "spec.allowed_hosts[1]");
+    }
+
+    #[test]
+    fn the_message_names_each_field_once_and_the_whole_spec_as_spec() {
+        let spec = JobSpec {
+            name: "t\n".into(),
+            seeds: vec!["ftp://nope/".into()],
+            ..valid()
+        };
+        let error = Job::compile(&spec).expect_err("invalid").to_string();
+        assert_eq!(
+            error,
+            "spec.name: must not contain control characters such as newlines or tabs; \
+             spec.seeds[0]: expected an http or https URL, found scheme \"ftp\""
+        );
+        let seed = format!("http://fine/{}", "a".repeat(1000));
+        let huge = JobSpec {
+            seeds: vec![seed; 5000],
+            ..valid()
+        };
+        assert_eq!(field_of(&huge), "spec");
     }
 
     #[test]

@@ -1,8 +1,15 @@
 //! `Scraper.Try`: fetch one page with a job's rules and show what its handlers extract,
 //! archiving nothing. For people writing job specs; the fetch is as polite as any other
 //! (robots.txt, the host's gate), because it shares the scraper's [`Crawler`].
+//!
+//! The spec is validated and compiled by the job crate exactly as `SubmitJob` does, so a
+//! spec `Try` accepts is one the dispatcher accepts, and every limit holds here too. Its
+//! `politeness.delay_ms` is capped at [`MAX_TRY_DELAY`] for the one fetch: the host's gate
+//! spaces every later request after this one, so an hour's delay (which a job may ask for)
+//! would hold the host back for the scraper's real work for that hour.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use owlmesh_job::is_web_url;
 use owlmesh_proto::v1::scraper_server::Scraper;
@@ -18,6 +25,9 @@ use crate::page::Crawler;
 
 /// `Try` calls fetching at once at most; more wait their turn.
 pub const MAX_CONCURRENT_TRIES: usize = 8;
+/// The longest politeness delay a `Try` waits for (and holds its host's later requests back
+/// by): a spec's longer `delay_ms` is cut to this for the try.
+pub(crate) const MAX_TRY_DELAY: Duration = Duration::from_secs(1);
 
 /// The `Scraper` service.
 pub(crate) struct TryService {
@@ -36,7 +46,9 @@ impl TryService {
 
     async fn try_page(&self, request: TryRequest) -> Result<TryResponse> {
         let url = web_url(&request.url)?;
-        let job = Arc::new(Job::compile(&try_spec(request.spec, &url))?);
+        let mut job = Job::compile(&try_spec(request.spec, &url))?;
+        job.politeness.delay = job.politeness.delay.min(MAX_TRY_DELAY);
+        let job = Arc::new(job);
         if !job.rules.allows_host(&url) {
             return Err(invalid_url(format!(
                 "{:?} is not on the job's allowed hosts (allowed_hosts, else the seeds' hosts)",
