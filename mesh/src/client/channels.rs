@@ -1,4 +1,5 @@
-//! One reusable gRPC channel per instance address, each carrying this process's token.
+//! One reusable gRPC channel per instance address, each carrying this process's token and
+//! dialling with its TLS setting (see [`crate::tls`]): every channel of the mesh is made here.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -7,6 +8,7 @@ use std::time::Duration;
 use tonic::transport::Endpoint;
 
 use crate::auth::{self, MeshChannel};
+use crate::tls::{self, ClientTls};
 use crate::{MeshError, Result};
 
 /// How long to wait for a TCP connection before trying the next instance.
@@ -58,14 +60,20 @@ impl ChannelPool {
     }
 }
 
-/// An endpoint for `address` (host:port) with the given timeouts.
-fn endpoint(address: &str, options: &ChannelOptions) -> Result<Endpoint> {
-    let endpoint = Endpoint::from_shared(format!("http://{address}")).map_err(|error| {
+/// An endpoint for `address` (host:port) with the given timeouts: `https` with `tls`,
+/// plain HTTP/2 without.
+fn endpoint(address: &str, options: &ChannelOptions, tls: Option<&ClientTls>) -> Result<Endpoint> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let endpoint = Endpoint::from_shared(format!("{scheme}://{address}")).map_err(|error| {
         MeshError::InvalidArgument {
             field: "address",
             reason: format!("{address:?} is not host:port: {error}"),
         }
     })?;
+    let endpoint = match tls {
+        Some(tls) => endpoint.tls_config(tls.config())?,
+        None => endpoint,
+    };
     let endpoint = endpoint
         .connect_timeout(options.connect_timeout)
         .tcp_nodelay(true)
@@ -77,14 +85,26 @@ fn endpoint(address: &str, options: &ChannelOptions) -> Result<Endpoint> {
     })
 }
 
-/// A channel to `address` that connects on first use; its calls carry this process's token.
+/// A channel to `address` that connects on first use; its calls carry this process's token
+/// over its TLS setting.
 pub fn connect_lazy(address: &str, options: &ChannelOptions) -> Result<MeshChannel> {
-    let channel = endpoint(address, options)?.connect_lazy();
+    let channel = endpoint(address, options, tls::setting().client.as_ref())?.connect_lazy();
     Ok(auth::identity().credentials.attach(channel))
 }
 
-/// A channel to `address`, connected now; its calls carry this process's token.
+/// A channel to `address`, connected now; its calls carry this process's token over its
+/// TLS setting.
 pub async fn connect(address: &str, options: &ChannelOptions) -> Result<MeshChannel> {
-    let channel = endpoint(address, options)?.connect().await?;
+    connect_with_tls(address, options, tls::setting().client.as_ref()).await
+}
+
+/// [`connect`] with `tls` (`None`: plain HTTP/2) instead of the installed setting: for a
+/// process that talks to meshes of different CAs, such as a test.
+pub async fn connect_with_tls(
+    address: &str,
+    options: &ChannelOptions,
+    tls: Option<&ClientTls>,
+) -> Result<MeshChannel> {
+    let channel = endpoint(address, options, tls)?.connect().await?;
     Ok(auth::identity().credentials.attach(channel))
 }

@@ -12,7 +12,9 @@ mod outbox;
 mod registrar;
 
 pub use backoff::{Backoff, retry};
-pub use channels::{ChannelOptions, ChannelPool, DEFAULT_CONNECT_TIMEOUT, connect, connect_lazy};
+pub use channels::{
+    ChannelOptions, ChannelPool, DEFAULT_CONNECT_TIMEOUT, connect, connect_lazy, connect_with_tls,
+};
 pub use failover::{FailoverChannel, SUSPECT_PERIOD, is_unreachable, sort_failover};
 pub use membership::{MembershipView, MembershipWatcher};
 pub use outbox::{
