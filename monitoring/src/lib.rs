@@ -7,7 +7,8 @@
 //! primary dispatcher for its jobs and follows its events, and keeps a bounded history
 //! (five minutes at one second, then an hour at ten seconds).
 //!
-//! HTTP, on the listener it is given:
+//! HTTP (HTTPS with the process's certificate, see [`owlmesh_mesh::tls`]), on the listener
+//! it is given:
 //!
 //! - `GET /`: the page (HTML, script and style are embedded in the binary; no CDN);
 //! - `GET /api/events`: Server-Sent Events, the whole picture first (`snapshot`), then what
@@ -33,6 +34,7 @@ mod dashboard;
 mod error;
 mod events;
 mod history;
+mod https;
 mod members;
 mod metrics;
 mod node;
@@ -60,6 +62,7 @@ pub use snapshot::{JobView, SeriesView, Snapshot, Totals};
 pub use telemetry::MONITORING_KIND;
 
 pub use node::MonitoringNode;
+pub use https::MAX_PENDING_HANDSHAKES;
 pub use page_safety::MAX_EVENT_STREAMS;
 
 /// Serves the dashboard over HTTP on `listener` and joins the mesh as kind `monitoring`,

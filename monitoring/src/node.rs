@@ -1,5 +1,6 @@
-//! The dashboard as a running process: the page's HTTP server, the poller and event
-//! follower behind it, and its registration in the mesh (on a gRPC port of its own).
+//! The dashboard as a running process: the page's HTTP server (HTTPS when the process has
+//! a certificate), the poller and event follower behind it, and its registration in the mesh
+//! (on a gRPC port of its own).
 
 use std::future::IntoFuture as _;
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ use tracing::{info, warn};
 use crate::config::MonitoringConfig;
 use crate::dashboard::Dashboard;
 use crate::error::Result;
+use crate::https::HttpsListener;
 use crate::poller::{Poller, PollerConfig};
 use crate::telemetry::{self, MONITORING_KIND};
 use crate::{events, web};
@@ -46,9 +48,13 @@ impl MonitoringNode {
         let dashboard = Arc::new(Dashboard::new(&config));
         let background = CancellationToken::new();
         let tasks = start_background(&dashboard, &config, &background);
-        let member = join_mesh(&dashboard, &config, http_address).await?;
+        let https = owlmesh_mesh::tls::setting()
+            .server
+            .map(|tls| tls.https_config());
+        let page = page_url(http_address, https.is_some());
+        let member = join_mesh(&dashboard, &config, &page, http_address).await?;
         info!(
-            dashboard = %format!("http://{http_address}/"),
+            dashboard = %page,
             grpc = member.address(),
             "monitoring running"
         );
@@ -59,11 +65,19 @@ impl MonitoringNode {
             owlmesh_mesh::auth::identity().trusted,
             config.allowed_hosts.clone().into(),
         );
-        let server = tokio::spawn(
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.clone().cancelled_owned())
-                .into_future(),
-        );
+        let stopped = stop.clone().cancelled_owned();
+        let server = match https {
+            Some(config) => tokio::spawn(
+                axum::serve(HttpsListener::new(listener, config)?, app)
+                    .with_graceful_shutdown(stopped)
+                    .into_future(),
+            ),
+            None => tokio::spawn(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .into_future(),
+            ),
+        };
         Ok(Self {
             http_address,
             member,
@@ -134,6 +148,7 @@ fn start_background(
 async fn join_mesh(
     dashboard: &Arc<Dashboard>,
     config: &MonitoringConfig,
+    page: &str,
     http_address: SocketAddr,
 ) -> Result<MeshMember> {
     let grpc_listener = TcpListener::bind(SocketAddr::new(http_address.ip(), 0)).await?;
@@ -146,7 +161,13 @@ async fn join_mesh(
         priority: 0,
         directories: config.directories.clone(),
         advertise: None,
-        labels: [("dashboard".to_owned(), format!("http://{http_address}/"))].into(),
+        labels: [("dashboard".to_owned(), page.to_owned())].into(),
     };
     Ok(MeshMember::join(server, grpc_listener, member).await?)
+}
+
+/// The page's address, `https` when it is served with a certificate.
+fn page_url(address: SocketAddr, https: bool) -> String {
+    let scheme = if https { "https" } else { "http" };
+    format!("{scheme}://{address}/")
 }

@@ -10,7 +10,7 @@ use tracing::info;
 use crate::cli::{ServiceOptions, parse_duration};
 
 /// What `--listen` means for the dashboard.
-const LISTEN_HELP: &str = "Address to serve the dashboard (HTTP) on; port 0 picks a free port (the bound address is printed). gRPC is served on a second, free port of the same host";
+const LISTEN_HELP: &str = "Address to serve the dashboard (HTTP, or HTTPS with --tls-cert) on; port 0 picks a free port (the bound address is printed). gRPC is served on a second, free port of the same host";
 
 /// Options of `owlmesh monitoring`.
 #[derive(Debug, Args)]
@@ -46,7 +46,11 @@ pub(crate) async fn run(options: MonitoringOptions) -> anyhow::Result<()> {
     let service = options.service;
     crate::identity::install_for_service(&service.auth, &service.data_dir)?;
     let listener = super::bind("monitoring", service.listen).await?;
-    outln!("dashboard: http://{}/", listener.local_addr()?)?;
+    let scheme = match owlmesh_mesh::tls::setting().server {
+        Some(_) => "https",
+        None => "http",
+    };
+    outln!("dashboard: {scheme}://{}/", listener.local_addr()?)?;
     let config = MonitoringConfig {
         id: super::instance_id("monitoring", service.id, &listener),
         directories: service.directory,
