@@ -61,6 +61,12 @@ async fn run(command: Command, trace: telemetry::TraceOptions) -> anyhow::Result
     if let Some(client) = command.client() {
         identity::install_for_client(&client.tokens)?;
     }
+    if let Some((options, side)) = command.tls() {
+        let setting = identity::install_tls(options, side)?;
+        if side == cli::TlsSide::Service {
+            tracing::info!(?setting, "tls");
+        }
+    }
     match command {
         Command::Directory(options) => commands::directory::run(options).await,
         Command::Dispatcher(options) => commands::dispatcher::run(options).await,
