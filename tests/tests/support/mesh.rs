@@ -1,11 +1,14 @@
 //! A whole mesh of real `owlmesh` processes on loopback, with one data folder, and the CLI
-//! to drive it as a person would.
+//! to drive it as a person would; over mutual TLS when started with [`TestMesh::start_with_tls`].
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use owlmesh_mesh::auth::MeshChannel;
+use owlmesh_mesh::client::{ChannelOptions, connect_with_tls};
+use owlmesh_mesh::tls::{CertificateAuthority, ClientTls};
 
 use super::{OwlmeshProcess, owlmesh_bin};
 
@@ -33,6 +36,15 @@ pub struct TestMesh {
     pub scraper_args: Vec<String>,
     /// Variables in the environment of every process this mesh starts, CLI runs included.
     pub environment: Vec<(String, String)>,
+    /// What this test process dials the mesh with, when it runs over TLS.
+    pub tls: Option<MeshTls>,
+}
+
+/// The TLS of a [`TestMesh`]: its files and what this process dials it with.
+pub struct MeshTls {
+    pub client: ClientTls,
+    /// `ca.pem`, and `member.pem` with `member.key`, which every process uses.
+    pub folder: tempfile::TempDir,
 }
 
 /// A kind of service a [`TestMesh`] runs several of.
@@ -57,6 +69,54 @@ impl TestMesh {
         scraper_args: &[&str],
     ) -> anyhow::Result<Self> {
         Self::start_with_environment(topology, dispatcher_args, scraper_args, &[]).await
+    }
+
+    /// [`TestMesh::start_with_environment`] over mutual TLS: a private CA of its own and one
+    /// certificate, which every process serves and calls with (`OWLMESH_TLS_CERT`,
+    /// `OWLMESH_TLS_KEY`, `OWLMESH_TLS_CA`), the CLI runs included; this process dials the
+    /// mesh with it through [`TestMesh::channel`].
+    pub async fn start_with_tls(
+        topology: Topology,
+        environment: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let folder = tempfile::tempdir()?;
+        let authority = CertificateAuthority::generate()?;
+        let issued = authority.issue(
+            "test member",
+            &["127.0.0.1".to_owned(), "localhost".to_owned()],
+        )?;
+        let ca = folder.path().join("ca.pem");
+        let certificate = folder.path().join("member.pem");
+        let key = folder.path().join("member.key");
+        std::fs::write(&ca, authority.certificate_pem())?;
+        std::fs::write(&certificate, &issued.certificate_pem)?;
+        std::fs::write(&key, &issued.key_pem)?;
+        let files = [
+            ("OWLMESH_TLS_CA", ca.display().to_string()),
+            ("OWLMESH_TLS_CERT", certificate.display().to_string()),
+            ("OWLMESH_TLS_KEY", key.display().to_string()),
+        ];
+        let mut all: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()))
+            .collect();
+        all.extend_from_slice(environment);
+        let mut mesh = Self::start_with_environment(topology, &[], &[], &all).await?;
+        mesh.tls = Some(MeshTls {
+            client: ClientTls::from_files(&ca, Some((&certificate, &key)))?,
+            folder,
+        });
+        Ok(mesh)
+    }
+
+    /// A channel to one of its processes, carrying the tests' token, over TLS when the mesh
+    /// runs with it.
+    pub async fn channel(&self, address: impl std::fmt::Display) -> anyhow::Result<MeshChannel> {
+        super::test_token_file();
+        let address = address.to_string();
+        let options = ChannelOptions::default();
+        let tls = self.tls.as_ref().map(|tls| &tls.client);
+        Ok(connect_with_tls(&address, &options, tls).await?)
     }
 
     /// [`TestMesh::start_with`], with these variables in the environment of every process.
@@ -91,6 +151,7 @@ impl TestMesh {
             dispatcher_args: owned(dispatcher_args),
             scraper_args: owned(scraper_args),
             environment,
+            tls: None,
         };
         for index in 0..topology.archivers {
             let process = mesh.start_archiver(index).await?;
@@ -340,7 +401,7 @@ impl TestMesh {
                 continue;
             }
             let address = service["address"].as_str().context("address")?;
-            let mut client = ArchiverClient::new(super::channel(address).await?);
+            let mut client = ArchiverClient::new(self.channel(address).await?);
             let mut page_token = String::new();
             loop {
                 let request = QueryEventsRequest {
