@@ -155,8 +155,8 @@ impl Frontier {
 
     /// Up to `limit` jobs, newest first, starting after `after` (from the first job when
     /// `None`). A job whose stored spec does not decode is listed among the unreadable, not
-    /// an error. Jobs submitted meanwhile are newer than any cursor, so paging on does not
-    /// skip or repeat a job.
+    /// an error. Jobs submitted meanwhile are newer than any cursor (while the clocks of
+    /// the dispatchers sharing the frontier agree), so paging on skips and repeats none.
     pub async fn list_jobs(&self, after: Option<&JobCursor>, limit: usize) -> Result<JobPage> {
         jobs::list_jobs(&self.pool, after, limit).await
     }
