@@ -22,12 +22,33 @@ pub(super) enum Leases<'a> {
     Ids(&'a [u64]),
 }
 
+/// What ending leases did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReturnedLeases {
+    /// URLs whose lease ended, queued again or failed.
+    pub returned: u64,
+    /// The URLs among them that failed for good (only an expiry fails one).
+    pub failed: Vec<FailedUrl>,
+}
+
+/// A URL that failed for good when its lease ended, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedUrl {
+    /// Its job.
+    pub job_id: String,
+    /// The URL.
+    pub url: String,
+    /// Why, e.g. `lease expired 3 times`.
+    pub reason: String,
+}
+
 /// Always go ahead: see [`return_leases`].
 pub(super) fn always() -> bool {
     true
 }
 
-/// Returns the chosen leased URLs to the queue; returns how many. `proceed` is asked once
+/// Returns the chosen leased URLs to the queue, and says how many and which failed for
+/// good. `proceed` is asked once
 /// the transaction holds the locks a claim takes too (SQLite's write lock, the job rows):
 /// when it says no, nothing is returned.
 pub(super) async fn return_leases(
@@ -35,10 +56,10 @@ pub(super) async fn return_leases(
     leases: Leases<'_>,
     now: i64,
     proceed: &(dyn Fn() -> bool + Sync),
-) -> Result<u64> {
+) -> Result<ReturnedLeases> {
     let sql = pool.sql();
     let ids = match leases {
-        Leases::Ids([]) => return Ok(0),
+        Leases::Ids([]) => return Ok(ReturnedLeases::default()),
         Leases::Ids(ids) | Leases::HeldByExcept(_, ids) => {
             serde_json::to_string(&ids.iter().map(|id| *id as i64).collect::<Vec<_>>())?
         }
@@ -71,24 +92,36 @@ pub(super) async fn return_leases(
     // leases since are left for the next call.
     let jobs: Vec<(String,)> = tx.fetch_all(find_jobs).await?;
     if jobs.is_empty() {
-        return Ok(0);
+        return Ok(ReturnedLeases::default());
     }
     let mut ledger = Ledger::lock(&mut tx, jobs.iter().map(|(id,)| id.as_str())).await?;
     if !proceed() {
-        return Ok(0);
+        return Ok(ReturnedLeases::default());
     }
     let locked = serde_json::to_string(&ledger.ids().collect::<Vec<_>>())?;
-    let returned: Vec<(String, String)> = tx.fetch_all(return_urls.text(&locked)).await?;
-    for (job_id, state) in &returned {
-        if let Some(job) = ledger.get_mut(job_id) {
+    let rows: Vec<(String, String, String, String)> =
+        tx.fetch_all(return_urls.text(&locked)).await?;
+    let mut returned = ReturnedLeases {
+        returned: rows.len() as u64,
+        failed: Vec::new(),
+    };
+    for (job_id, state, url, reason) in rows {
+        if let Some(job) = ledger.get_mut(&job_id) {
             job.counts.in_flight -= 1;
             match state.as_str() {
                 "failed" => job.counts.failed += 1,
                 _ => job.counts.queued += 1,
             }
         }
+        if state == "failed" {
+            returned.failed.push(FailedUrl {
+                job_id,
+                url,
+                reason,
+            });
+        }
     }
     ledger.close(&mut tx, now).await?;
     tx.commit().await?;
-    Ok(returned.len() as u64)
+    Ok(returned)
 }

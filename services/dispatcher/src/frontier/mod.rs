@@ -58,6 +58,7 @@ pub use complete::{
 };
 pub use error::{FrontierError, Result};
 pub use known::KNOWN_URLS_CAPACITY;
+pub use leases::{FailedUrl, ReturnedLeases};
 pub use model::{
     ClaimRequest, Claimed, Completion, CompletionReport, EpochStart, HostFilter, JobCursor,
     JobDepth, JobPage, JobRecord, JobState, NewJob, NewUrl, Progress, QueueDepth, Submitted,
@@ -213,8 +214,9 @@ impl Frontier {
         self.known.unknown(job_id, items)
     }
 
-    /// Queues again every URL whose lease expired by `now_ms`; returns how many.
-    pub async fn expire_leases(&self, now_ms: i64) -> Result<u64> {
+    /// Queues again every URL whose lease expired by `now_ms` (each expiry counts an
+    /// attempt); says how many, and which failed for good because their retries are spent.
+    pub async fn expire_leases(&self, now_ms: i64) -> Result<ReturnedLeases> {
         leases::return_leases(
             &self.pool,
             Leases::ExpiredBy(now_ms),
@@ -226,7 +228,9 @@ impl Frontier {
 
     /// Queues again every URL leased to `owner` (a scraper that left); returns how many.
     pub async fn release_owner(&self, owner: &str, now_ms: i64) -> Result<u64> {
-        leases::return_leases(&self.pool, Leases::HeldBy(owner), now_ms, &leases::always).await
+        let leases = Leases::HeldBy(owner);
+        let returned = leases::return_leases(&self.pool, leases, now_ms, &leases::always).await?;
+        Ok(returned.returned)
     }
 
     /// Queues again every URL leased to `owner` except those of `held` (the leases a scraper
@@ -242,13 +246,16 @@ impl Frontier {
         current: &(dyn Fn() -> bool + Sync),
     ) -> Result<u64> {
         let leases = Leases::HeldByExcept(owner, held);
-        leases::return_leases(&self.pool, leases, now_ms, current).await
+        let returned = leases::return_leases(&self.pool, leases, now_ms, current).await?;
+        Ok(returned.returned)
     }
 
     /// Queues again the URLs of these leases (taken back from a scraper); returns how many
     /// were still held.
     pub async fn requeue_leases(&self, lease_ids: &[u64], now_ms: i64) -> Result<u64> {
-        leases::return_leases(&self.pool, Leases::Ids(lease_ids), now_ms, &leases::always).await
+        let leases = Leases::Ids(lease_ids);
+        let returned = leases::return_leases(&self.pool, leases, now_ms, &leases::always).await?;
+        Ok(returned.returned)
     }
 
     /// Marks a queued or running job done if its epoch has nothing queued or in flight,

@@ -238,7 +238,7 @@ macro_rules! statements {
                 "WHERE state = 'leased' AND ",
                 "lease_expires_at <= $1 AND job_id IN (SELECT e.value FROM ",
                 $list!(2),
-                ") RETURNING job_id, state"
+                ") RETURNING job_id, state, url, COALESCE(last_error, '')"
             ),
             owner_lease_jobs: concat!(
                 "SELECT DISTINCT job_id FROM frontier_urls ",
@@ -248,7 +248,7 @@ macro_rules! statements {
                 return_lease!(),
                 "lease_owner = $1 AND job_id IN (SELECT e.value FROM ",
                 $list!(2),
-                ") RETURNING job_id, state"
+                ") RETURNING job_id, state, url, COALESCE(last_error, '')"
             ),
             owner_lease_jobs_except: concat!(
                 "SELECT DISTINCT job_id FROM frontier_urls ",
@@ -263,7 +263,7 @@ macro_rules! statements {
                 $list!(2),
                 ") AND job_id IN (SELECT e.value FROM ",
                 $list!(3),
-                ") RETURNING job_id, state"
+                ") RETURNING job_id, state, url, COALESCE(last_error, '')"
             ),
             lease_id_jobs: concat!(
                 "SELECT DISTINCT job_id FROM frontier_urls WHERE state = 'leased' AND lease_id IN ",
@@ -277,7 +277,7 @@ macro_rules! statements {
                 $list!(1),
                 ") AND job_id IN (SELECT e.value FROM ",
                 $list!(2),
-                ") RETURNING job_id, state"
+                ") RETURNING job_id, state, url, COALESCE(last_error, '')"
             ),
             drop_queued_urls: "DELETE FROM frontier_urls WHERE job_id = $1 AND state = 'queued'",
             requeue_epoch_urls: concat!(

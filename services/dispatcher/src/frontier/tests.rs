@@ -335,8 +335,11 @@ async fn an_expired_lease_requeues_and_its_late_outcome_is_stale() {
             ..claim_all(NOW)
         };
         let first = frontier.claim(&request).await.unwrap();
-        assert_eq!(frontier.expire_leases(NOW + 999).await.unwrap(), 0);
-        assert_eq!(frontier.expire_leases(NOW + 1_000).await.unwrap(), 1);
+        assert_eq!(frontier.expire_leases(NOW + 999).await.unwrap().returned, 0);
+        assert_eq!(
+            frontier.expire_leases(NOW + 1_000).await.unwrap().returned,
+            1
+        );
         let counts = progress(&frontier, &job).await;
         assert_eq!((counts.queued, counts.in_flight), (1, 0));
 
@@ -385,7 +388,16 @@ async fn a_url_whose_lease_keeps_expiring_fails_once_its_retries_are_spent() {
             assert_eq!(claimed.len(), 1, "dispatched again after expiry {expiry}");
             assert_eq!(claimed[0].attempt, expiry);
             now += 1_000;
-            assert_eq!(frontier.expire_leases(now).await.unwrap(), 1);
+            let expired = frontier.expire_leases(now).await.unwrap();
+            assert_eq!(expired.returned, 1);
+            // Only the last expiry fails it, and says so.
+            let failed: Vec<_> = expired.failed.iter().map(|f| f.reason.as_str()).collect();
+            let expected: &[&str] = if expiry == 3 {
+                &["lease expired 3 times"]
+            } else {
+                &[]
+            };
+            assert_eq!(failed, expected, "after expiry {expiry}");
         }
         let counts = progress(&frontier, &job).await;
         assert_eq!((counts.queued, counts.in_flight, counts.failed), (0, 0, 1));

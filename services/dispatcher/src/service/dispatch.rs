@@ -3,9 +3,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use owlmesh_proto::v1::Assignment;
+use owlmesh_proto::v1::{Assignment, OutcomeStatus};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -114,7 +115,7 @@ async fn dispatch_to(
     dispatcher
         .counters
         .assigned
-        .fetch_add(count as u64, std::sync::atomic::Ordering::Relaxed);
+        .fetch_add(count as u64, Ordering::Relaxed);
     report_assigned(dispatcher, owner, &claimed).await;
     true
 }
@@ -191,25 +192,52 @@ async fn release_scraper(dispatcher: &Dispatcher, scraper_id: &str) {
             dispatcher
                 .counters
                 .leases_released
-                .fetch_add(released, std::sync::atomic::Ordering::Relaxed);
+                .fetch_add(released, Ordering::Relaxed);
             dispatcher.sessions.work_changed();
         }
         Err(error) => warn!(scraper = scraper_id, %error, "cannot release leases"),
     }
 }
 
+/// Ends expired leases. A URL whose retries they spend fails for good, and is reported as
+/// a failed outcome like any other failure: no scraper will ever report on it.
 async fn expire_leases(dispatcher: &Dispatcher) {
-    match dispatcher.frontier.expire_leases(now_ms()).await {
-        Ok(0) => {}
-        Ok(expired) => {
-            info!(expired, "leases expired: URLs back in the frontier");
-            dispatcher
-                .counters
-                .leases_expired
-                .fetch_add(expired, std::sync::atomic::Ordering::Relaxed);
-            dispatcher.sessions.work_changed();
+    let expired = match dispatcher.frontier.expire_leases(now_ms()).await {
+        Ok(expired) if expired.returned == 0 => return,
+        Ok(expired) => expired,
+        Err(error) => {
+            warn!(%error, "lease expiry failed");
+            return;
         }
-        Err(error) => warn!(%error, "lease expiry failed"),
+    };
+    info!(
+        expired = expired.returned,
+        failed = expired.failed.len(),
+        "leases expired: URLs back in the frontier"
+    );
+    let counters = &dispatcher.counters;
+    counters
+        .leases_expired
+        .fetch_add(expired.returned, Ordering::Relaxed);
+    counters
+        .failed
+        .fetch_add(expired.failed.len() as u64, Ordering::Relaxed);
+    dispatcher.sessions.work_changed();
+    for failed in expired.failed {
+        let attributes = HashMap::from([(
+            "status".to_owned(),
+            OutcomeStatus::Failed.as_str_name().to_owned(),
+        )]);
+        dispatcher
+            .events
+            .emit(
+                "outcome",
+                &failed.job_id,
+                &failed.url,
+                failed.reason,
+                attributes,
+            )
+            .await;
     }
 }
 
