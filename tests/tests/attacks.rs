@@ -20,8 +20,8 @@ use owlmesh_proto::v1::archiver_client::ArchiverClient;
 use owlmesh_proto::v1::directory_client::DirectoryClient;
 use owlmesh_proto::v1::dispatcher_client::DispatcherClient;
 use owlmesh_proto::v1::{
-    ArchiveBatch, Instance, JobRequest, ListRequest, RegisterRequest, WorkerHello, WorkerMessage,
-    worker_message,
+    ArchiveBatch, HeldLeases, Instance, JobRequest, ListRequest, RegisterRequest, SubmitJobRequest,
+    WorkerHello, WorkerMessage, worker_message,
 };
 use owlmesh_site::{CatalogueJob, RobotsMode, Site, SiteConfig, paths};
 use support::mesh::{TestMesh, Topology};
@@ -304,4 +304,241 @@ async fn without_the_right_token_nothing_can_be_steered_read_joined_or_written()
         !services.to_string().contains("impostor"),
         "the impostor is listed: {services}"
     );
+}
+
+/// A URL that hangs its scraper for longer than a lease (or crashes it) comes back each time
+/// its lease expires; each expiry counts an attempt, so it fails for good once the job's
+/// retries are spent, and the rest of the crawl is not held up by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_url_fails_after_its_retries_and_the_crawl_around_it_completes() {
+    let site = Site::start(SiteConfig {
+        products: 20,
+        bad_pages: false,
+        ..SiteConfig::default()
+    })
+    .await
+    .unwrap();
+    // A host of its own whose slow page answers long after any lease has expired.
+    let poison_site = Site::start(SiteConfig {
+        products: 1,
+        bad_pages: true,
+        ..SiteConfig::default()
+    })
+    .await
+    .unwrap();
+    let topology = Topology {
+        dispatchers: 1,
+        scrapers: 1,
+        archivers: 1,
+    };
+    let mesh = TestMesh::start_with(topology, &["--lease", "1s"], &[])
+        .await
+        .unwrap();
+
+    let poison = poison_site.url(&format!("{}?ms=120000", paths::SLOW));
+    let mut seeds = site.seeds();
+    seeds.push(poison.clone());
+    let mut hosts = site.hosts();
+    hosts.extend(poison_site.hosts());
+    let id = mesh
+        .submit(&CatalogueJob::default().toml(&seeds, &hosts))
+        .await
+        .unwrap();
+    let status = mesh.wait_done(&id, Duration::from_secs(60)).await.unwrap();
+
+    // The poison fails with its reason; the only other failures are what the poison site's
+    // robots.txt disallows.
+    let failures: Vec<_> = mesh
+        .events(&id, "outcome")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|event| event.attributes["status"] != "OUTCOME_STATUS_DONE")
+        .map(|event| (event.url, event.message))
+        .collect();
+    // The first attempt and each retry of the job's budget ended in an expired lease.
+    let reason = format!(
+        "lease expired {} times",
+        owlmesh_job::DEFAULT_MAX_RETRIES + 1
+    );
+    let poison_failures: Vec<_> = failures.iter().filter(|(url, _)| url == &poison).collect();
+    assert_eq!(poison_failures, [&(poison.clone(), reason)], "{failures:?}");
+    assert!(
+        failures
+            .iter()
+            .all(|(url, reason)| url == &poison || reason == "disallowed by robots.txt"),
+        "{failures:?}"
+    );
+    assert_eq!(status["failed"], failures.len(), "{status} {failures:?}");
+    assert!(
+        poison_site.request_count(&poison) >= 1,
+        "the poison URL was fetched"
+    );
+    let items = mesh.export(&id, false).await.unwrap();
+    let urls: BTreeSet<String> = items
+        .iter()
+        .filter_map(|item| item["url"].as_str().map(str::to_owned))
+        .collect();
+    let expected: BTreeSet<String> = site
+        .expected_products()
+        .into_iter()
+        .map(|product| product.url)
+        .collect();
+    assert_eq!(urls, expected, "every product exactly once");
+    assert_eq!(items.len(), expected.len(), "every product exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_cannot_open_a_work_session_under_another_members_scraper() {
+    // The services register with the tests' token; another member token is valid too.
+    let tokens = tempfile::NamedTempFile::new().unwrap();
+    let own = TokenSet::read(support::test_token_file()).unwrap();
+    let text = format!("{}\n{OTHER_MEMBER} member\n", own.own().expose());
+    std::fs::write(tokens.path(), text).unwrap();
+    let token_file = tokens.path().display().to_string();
+    let site = Site::start(SiteConfig {
+        products: 30,
+        bad_pages: false,
+        ..SiteConfig::spread_over(2)
+    })
+    .await
+    .unwrap();
+    let topology = Topology {
+        dispatchers: 1,
+        scrapers: 1,
+        archivers: 1,
+    };
+    let environment = [("OWLMESH_TOKEN_FILE", token_file.as_str())];
+    let mesh = TestMesh::start_with_environment(topology, &[], &[], &environment)
+        .await
+        .unwrap();
+    let dispatcher = mesh.dispatchers[0].address;
+    let id = mesh
+        .submit(&CatalogueJob::default().toml(&site.seeds(), &site.hosts()))
+        .await
+        .unwrap();
+
+    // While scraper-0 crawls, a session under its id that says it holds nothing would end
+    // its session and hand its leases back; with another member's token it is refused.
+    let hijack = WorkerMessage {
+        message: Some(worker_message::Message::Hello(WorkerHello {
+            scraper_id: "scraper-0".into(),
+            slots: 64,
+            held: Some(HeldLeases::default()),
+        })),
+    };
+    refused(
+        DispatcherClient::new(channel_with(dispatcher, Some(OTHER_MEMBER)).await)
+            .work(futures::stream::iter([hijack]))
+            .await,
+        Code::PermissionDenied,
+        "scraper \"scraper-0\" registered with another token",
+    );
+
+    // The real scraper kept its session: the crawl is whole, nothing was returned.
+    mesh.wait_done(&id, Duration::from_secs(60)).await.unwrap();
+    let items = mesh.export(&id, false).await.unwrap();
+    assert_eq!(items.len(), site.expected_products().len());
+    let stats = support::stats(dispatcher).await.unwrap();
+    assert_eq!(support::counter(&stats, "leases_released"), 0);
+}
+
+/// A job spec large enough to cost the mesh memory or CPU (too many seeds, a regular
+/// expression that compiles to megabytes, a selector nested 200 deep, a spec of megabytes)
+/// is refused at submission with the field that is over its limit, by the operator's token
+/// as by any other, while a crawl submitted around those attempts completes whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_job_spec_is_refused_naming_its_field_and_the_crawl_around_it_completes() {
+    let tokens = tempfile::NamedTempFile::new().unwrap();
+    let own = TokenSet::read(support::test_token_file()).unwrap();
+    let text = format!("{}\n{OPERATOR} operator\n", own.own().expose());
+    std::fs::write(tokens.path(), text).unwrap();
+    let token_file = tokens.path().display().to_string();
+    let site = Site::start(SiteConfig {
+        products: 20,
+        bad_pages: false,
+        ..SiteConfig::default()
+    })
+    .await
+    .unwrap();
+    let topology = Topology {
+        dispatchers: 1,
+        scrapers: 1,
+        archivers: 1,
+    };
+    let environment = [("OWLMESH_TOKEN_FILE", token_file.as_str())];
+    let mesh = TestMesh::start_with_environment(topology, &[], &[], &environment)
+        .await
+        .unwrap();
+    let job = CatalogueJob::default().toml(&site.seeds(), &site.hosts());
+    let spec = owlmesh_job::parse_job_toml(&job, "catalogue.toml").unwrap();
+    let mut as_operator =
+        DispatcherClient::new(channel_with(mesh.dispatchers[0].address, Some(OPERATOR)).await);
+
+    let crawl = as_operator
+        .submit_job(SubmitJobRequest {
+            spec: Some(spec.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+
+    let mut many_seeds = spec.clone();
+    many_seeds.seeds = (0..20_000)
+        .map(|index| site.url(&format!("/seed/{index}")))
+        .collect();
+    let mut huge_regex = spec.clone();
+    huge_regex.handlers[0].pattern = "(a{1,1000}){1,1000}".into();
+    let mut deep_selector = spec.clone();
+    let title = deep_selector.handlers[0].fields.get_mut("title").unwrap();
+    title.selector = vec!["div"; 200].join(" ");
+    let mut megabytes = spec.clone();
+    megabytes.seeds = (0..5_000)
+        .map(|index| site.url(&format!("/{index}/{}", "x".repeat(1_000))))
+        .collect();
+    let attacks = [
+        (
+            many_seeds,
+            "seeds: at most 10000 seeds are allowed, found 20000",
+        ),
+        (
+            huge_regex,
+            "handlers[0].pattern: compiles to more than 1048576 bytes",
+        ),
+        (
+            deep_selector,
+            "handlers[0].fields.title.selector: must be at most 32 deep",
+        ),
+        (megabytes, "the whole spec must be at most 4194304 bytes"),
+    ];
+    for (attack, says) in attacks {
+        refused(
+            as_operator
+                .submit_job(SubmitJobRequest {
+                    spec: Some(attack),
+                    ..Default::default()
+                })
+                .await,
+            Code::InvalidArgument,
+            says,
+        );
+    }
+
+    mesh.wait_done(&crawl, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let items = mesh.export(&crawl, false).await.unwrap();
+    let urls: BTreeSet<String> = items
+        .iter()
+        .filter_map(|item| item["url"].as_str().map(str::to_owned))
+        .collect();
+    let expected: BTreeSet<String> = site
+        .expected_products()
+        .into_iter()
+        .map(|product| product.url)
+        .collect();
+    assert_eq!(urls, expected, "every product");
+    assert_eq!(items.len(), expected.len(), "every product exactly once");
 }
