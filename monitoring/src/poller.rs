@@ -9,12 +9,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
+use owlmesh_mesh::api;
 use owlmesh_mesh::auth::MeshChannel;
 use owlmesh_mesh::client::{ChannelOptions, MembershipView, MembershipWatcher, connect_lazy};
 use owlmesh_mesh::clock::unix_ms;
-use owlmesh_proto::v1::directory_client::DirectoryClient;
-use owlmesh_proto::v1::dispatcher_client::DispatcherClient;
-use owlmesh_proto::v1::telemetry_client::TelemetryClient;
 use owlmesh_proto::v1::{GetStatsRequest, Instance, Job, ListJobsRequest, ListRequest, Stats};
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
@@ -202,7 +200,7 @@ async fn list_members(directories: Vec<MeshChannel>, timeout: Duration) -> Optio
             let request = ListRequest {
                 kind: String::new(),
             };
-            if let Ok(membership) = DirectoryClient::new(channel).list(request).await {
+            if let Ok(membership) = api::directory_client(channel).list(request).await {
                 return Some(membership.into_inner().instances);
             }
         }
@@ -232,12 +230,31 @@ fn refresh_loads(targets: &mut [Target], listed: Option<Vec<Instance>>) {
     }
 }
 
-/// The primary's jobs, or `None` when there is no primary or it did not answer in time
-/// (the picture then keeps the jobs it had).
+/// Jobs asked for per `ListJobs` page: the most a dispatcher gives in one.
+const JOBS_PAGE_SIZE: u32 = 1000;
+
+/// The primary's jobs, every page of them, or `None` when there is no primary or it did not
+/// answer them all in time (the picture then keeps the jobs it had).
 async fn list_jobs(channel: Option<MeshChannel>, timeout: Duration) -> Option<Vec<Job>> {
-    let mut client = DispatcherClient::new(channel?);
-    match tokio::time::timeout(timeout, client.list_jobs(ListJobsRequest {})).await {
-        Ok(Ok(response)) => Some(response.into_inner().jobs),
+    let mut client = api::dispatcher_client(channel?);
+    let every_page = async {
+        let mut jobs = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let request = ListJobsRequest {
+                page_size: JOBS_PAGE_SIZE,
+                page_token,
+            };
+            let page = client.list_jobs(request).await?.into_inner();
+            jobs.extend(page.jobs);
+            if page.next_page_token.is_empty() {
+                return Ok::<_, tonic::Status>(jobs);
+            }
+            page_token = page.next_page_token;
+        }
+    };
+    match tokio::time::timeout(timeout, every_page).await {
+        Ok(Ok(jobs)) => Some(jobs),
         Ok(Err(status)) => {
             debug!(error = %status.message(), "listing jobs failed");
             None
@@ -249,7 +266,7 @@ async fn list_jobs(channel: Option<MeshChannel>, timeout: Duration) -> Option<Ve
 /// One instance's stats, or why there are none.
 async fn get_stats(channel: Option<MeshChannel>, timeout: Duration) -> Result<Stats, String> {
     let channel = channel.ok_or("the address cannot be dialled")?;
-    let mut client = TelemetryClient::new(channel);
+    let mut client = api::telemetry_client(channel);
     match tokio::time::timeout(timeout, client.get_stats(GetStatsRequest {})).await {
         Ok(Ok(stats)) => Ok(stats.into_inner()),
         Ok(Err(status)) => Err(format!("{:?}: {}", status.code(), status.message())),
