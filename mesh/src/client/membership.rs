@@ -39,6 +39,22 @@ impl MembershipView {
         }
     }
 
+    /// The view after `snapshot` from the directory's `Watch`: the snapshot, or while the
+    /// directory is recovering after a restart, the snapshot plus the members known before
+    /// (they are still re-registering). Whatever a directory sends becomes a view; its fuzz
+    /// target (`fuzz/fuzz_targets/membership.rs`) holds it to that.
+    pub fn after(&self, snapshot: Membership) -> Self {
+        let mut instances = snapshot.instances;
+        if snapshot.recovering {
+            for known in &self.instances {
+                if !instances.iter().any(|instance| instance.id == known.id) {
+                    instances.push(known.clone());
+                }
+            }
+        }
+        Self::new(snapshot.version, instances)
+    }
+
     /// The instance that owns `key` on the ring, computed locally.
     pub fn route(&self, key: &str) -> Option<&Instance> {
         self.router.route(key).and_then(|id| self.get(id))
@@ -148,7 +164,7 @@ async fn watch_one(
     let mut snapshots = client.watch(request).await?.into_inner();
     while let Some(snapshot) = snapshots.message().await? {
         backoff.reset();
-        let view = merge(&sender.borrow(), snapshot);
+        let view = sender.borrow().after(snapshot);
         debug!(
             kind,
             version = view.version,
@@ -158,20 +174,6 @@ async fn watch_one(
         sender.send_replace(Arc::new(view));
     }
     Err(Status::unavailable("watch stream ended"))
-}
-
-/// The new view: the snapshot, or while the directory is recovering after a restart, the
-/// snapshot plus the members known before (they are still re-registering).
-fn merge(previous: &MembershipView, snapshot: Membership) -> MembershipView {
-    let mut instances = snapshot.instances;
-    if snapshot.recovering {
-        for known in &previous.instances {
-            if !instances.iter().any(|instance| instance.id == known.id) {
-                instances.push(known.clone());
-            }
-        }
-    }
-    MembershipView::new(snapshot.version, instances)
 }
 
 #[cfg(test)]
@@ -194,7 +196,8 @@ mod tests {
             instances: vec![instance("b")],
             recovering: true,
         };
-        let ids: Vec<String> = merge(&before, recovering)
+        let ids: Vec<String> = before
+            .after(recovering)
             .instances
             .into_iter()
             .map(|i| i.id)
@@ -205,6 +208,6 @@ mod tests {
             instances: vec![instance("b")],
             recovering: false,
         };
-        assert_eq!(merge(&before, whole).instances.len(), 1);
+        assert_eq!(before.after(whole).instances.len(), 1);
     }
 }
