@@ -1,18 +1,41 @@
 //! Fuzz target `membership`: arbitrary bytes as a directory `Membership` message, as a
 //! member's watcher receives one from `Watch`, decoded with prost and turned into the
-//! mesh's view of that kind's members (`MembershipView`, with its hash ring).
+//! mesh's view of that kind's members (`MembershipView::after`, with its hash ring), after a
+//! view that already knows three members.
 //!
 //! Checks that decoding never panics and that a decoded message encodes back to itself;
-//! and that the view keeps its promises whatever the directory sends: every instance is
-//! there, ordered by id and found by its id; every key routes to one of them whenever there
-//! is one; the failover order holds the same instances, by priority, then registration time.
+//! and that the view keeps its promises whatever the directory sends: it has the snapshot's
+//! version and every instance of it, plus the members known before while the directory is
+//! recovering; its instances are ordered by id and found by their id; every key routes to
+//! one of them whenever there is one; the failover order holds the same instances, by
+//! priority, then registration time.
 
 #![no_main]
 
+use std::sync::LazyLock;
+
 use libfuzzer_sys::fuzz_target;
-use owlmesh_mesh::client::MembershipWatcher;
-use owlmesh_proto::v1::Membership;
+use owlmesh_mesh::client::MembershipView;
+use owlmesh_proto::v1::{Instance, Membership};
 use prost::Message;
+
+/// The view before the fuzzed snapshot: three scrapers, among them the empty id.
+static BEFORE: LazyLock<MembershipView> = LazyLock::new(|| {
+    let instances = ["scraper-0", "scraper-1", ""]
+        .into_iter()
+        .map(|id| Instance {
+            kind: "scraper".to_owned(),
+            id: id.to_owned(),
+            address: "127.0.0.1:7801".to_owned(),
+            ..Instance::default()
+        })
+        .collect();
+    MembershipView::default().after(Membership {
+        version: 3,
+        instances,
+        recovering: false,
+    })
+});
 
 /// Keys routed on every view: host keys and document keys as the mesh routes them.
 const KEYS: [&str; 4] = [
@@ -33,11 +56,22 @@ fuzz_target!(|data: &[u8]| {
         "a decoded membership does not survive encoding"
     );
 
-    let view = MembershipWatcher::fixed(membership.instances.clone()).view();
+    let view = BEFORE.after(membership.clone());
+    assert_eq!(view.version, membership.version, "another version");
+    assert!(view.synced, "a view from a snapshot is not synced");
+    let known_before = if membership.recovering {
+        BEFORE
+            .instances
+            .iter()
+            .filter(|known| !membership.instances.iter().any(|new| new.id == known.id))
+            .count()
+    } else {
+        0
+    };
     assert_eq!(
         view.instances.len(),
-        membership.instances.len(),
-        "instances lost"
+        membership.instances.len() + known_before,
+        "instances lost or invented"
     );
     assert!(
         view.instances
@@ -45,6 +79,15 @@ fuzz_target!(|data: &[u8]| {
             .all(|pair| pair[0].id <= pair[1].id),
         "instances are not ordered by id"
     );
+    if membership.recovering {
+        for known in &BEFORE.instances {
+            assert!(
+                view.get(&known.id).is_some(),
+                "{:?} is dropped while the directory recovers",
+                known.id
+            );
+        }
+    }
     for instance in &membership.instances {
         let found = view.get(&instance.id).map(|found| found.id.as_str());
         assert_eq!(
