@@ -1,19 +1,22 @@
 //! The gRPC server every owlmesh service runs: its own services, plus `grpc.health.v1` and
 //! server reflection (v1 and v1alpha) so `grpcurl list` and `describe` work everywhere, and
 //! the caller's trace continued on every call that carries one, and every call's token
-//! checked (see [`crate::auth`]).
+//! checked (see [`crate::auth`]); over TLS when the process has a certificate (see
+//! [`crate::tls`]).
 //!
 //! Reflection advertises only the services this port serves, and a call of any other
 //! service answers UNIMPLEMENTED with a message that says what is served here.
 
+mod connections;
 mod not_served;
+
+pub use connections::MAX_CONNECTIONS;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::body::Body;
 use tonic::server::NamedService;
@@ -24,6 +27,7 @@ use tonic_reflection::pb::{v1, v1alpha};
 
 use crate::Result;
 use crate::auth::{self, AuthLayer};
+use crate::tls::{self, ServerTls};
 
 /// Streams one connection may have open at once on any server: a member uses a handful
 /// (membership watches, a work session, archive streams), so thousands from one peer can
@@ -38,6 +42,9 @@ pub const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
 pub struct GrpcServer {
     routes: RoutesBuilder,
     health: ServiceHealth,
+    max_connections: usize,
+    /// TLS other than the installed setting's, e.g. in a test.
+    tls: Option<ServerTls>,
 }
 
 /// Sets the health status of every service of one server at once.
@@ -105,7 +112,21 @@ impl GrpcServer {
                 service_names: Vec::new(),
                 status: Arc::default(),
             },
+            max_connections: MAX_CONNECTIONS,
+            tls: None,
         }
+    }
+
+    /// Serves over `tls` instead of the process's installed TLS setting.
+    pub fn with_tls(mut self, tls: ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Holds at most `max` connections open at once instead of [`MAX_CONNECTIONS`].
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
+        self
     }
 
     /// Adds one of the service's gRPC services.
@@ -138,15 +159,19 @@ impl GrpcServer {
             shutdown.cancelled().await;
             health.set_not_serving().await;
         };
-        tonic::transport::Server::builder()
-            .tcp_nodelay(true)
+        let incoming = connections::limited(listener, self.max_connections);
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = self.tls.clone().or_else(|| tls::setting().server) {
+            builder = builder.tls_config(tls.config())?;
+        }
+        builder
             .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
             .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
             .layer(crate::trace_layer::layer())
             .layer(AuthLayer::new(auth::identity().trusted))
             .add_routes(self.into_routes())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+            .serve_with_incoming_shutdown(incoming, signal)
             .await?;
         Ok(())
     }

@@ -15,11 +15,13 @@
 //!   the messages that carry work; [`trace_layer`] continues it on every server.
 //! - [`clock`]: the Unix-millisecond clock of every timestamp on the wire.
 //! - [`auth`]: bearer tokens and roles, checked on every server, sent by every client.
+//! - [`tls`]: rustls on every server and client, and the private CA of `owlmesh up --tls`.
+//! - [`api`]: every client and server of the API, with explicit message size limits.
 
 mod address;
+pub mod api;
 pub mod auth;
 pub mod client;
-pub mod api;
 pub mod clock;
 mod error;
 pub mod grpc;
@@ -27,6 +29,7 @@ mod member;
 pub mod ownership;
 pub mod ring;
 pub mod telemetry;
+pub mod tls;
 pub mod trace_context;
 pub mod trace_layer;
 
