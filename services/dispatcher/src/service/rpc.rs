@@ -17,7 +17,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::{info, instrument, warn};
+use tracing::{debug, info, instrument, warn};
 
 use super::Dispatcher;
 use super::requests;
@@ -293,8 +293,10 @@ impl DispatcherRpc for DispatcherService {
             .list_jobs(after.as_ref(), limit)
             .await
             .map_err(DispatcherError::from)?;
+        // Reported to the caller, who shows it; the dashboard lists jobs every second, so
+        // a warning here would repeat as often.
         for job in &page.unreadable {
-            warn!(job = %job.id, reason = %job.reason, "a stored job cannot be read");
+            debug!(job = %job.id, reason = %job.reason, "a stored job cannot be read");
         }
         Ok(Response::new(ListJobsResponse {
             jobs: page.jobs.iter().map(|record| record.to_proto()).collect(),
