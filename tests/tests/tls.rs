@@ -110,7 +110,7 @@ async fn up_with_tls_crawls_its_demo_and_commands_beside_it_find_the_certificate
         data.join("token").display()
     );
     assert!(printed().contains(&grpcurl_line), "{}", printed());
-    assert!(printed().contains("dashboard: https://"), "{}", printed());
+    dashboard_answers_over_https_only(&printed(), &data).await;
 
     // A command in the folder `up` runs in finds the token and the certificates itself.
     let listed = owlmesh_in(
@@ -164,6 +164,37 @@ async fn up_with_tls_crawls_its_demo_and_commands_beside_it_find_the_certificate
         .expect("owlmesh up stops")
         .unwrap();
     assert!(status.success(), "{status}:\n{}", printed());
+}
+
+/// The dashboard `up` printed serves its snapshot over HTTPS, with a certificate of the
+/// mesh's CA, and nothing in clear text.
+async fn dashboard_answers_over_https_only(printed: &str, data: &Path) {
+    let link = printed
+        .lines()
+        .find_map(|line| line.strip_prefix("dashboard: https://"))
+        .unwrap_or_else(|| panic!("no https dashboard link in:\n{printed}"));
+    let address = link.split('/').next().unwrap();
+    let token = owlmesh_mesh::auth::TokenSet::read(&data.join("token")).unwrap();
+    let ca = std::fs::read(data.join("tls").join("ca.pem")).unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let snapshot = client
+        .get(format!("https://{address}/api/snapshot"))
+        .bearer_auth(token.own().expose())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(snapshot.status(), 200);
+    let plain = client
+        .get(format!("http://{address}/api/snapshot"))
+        .send()
+        .await;
+    assert!(plain.is_err(), "the page answered in clear text: {plain:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -277,4 +308,60 @@ async fn grpcurl_lists_the_services_with_the_ca_a_client_certificate_and_the_tok
         .await
         .unwrap();
     assert!(!plaintext.status.success(), "{}", text(&plaintext.stdout));
+}
+
+#[tokio::test]
+async fn a_service_with_a_bad_certificate_file_stops_naming_the_file() {
+    let folder = tempfile::tempdir().unwrap();
+    let authority = CertificateAuthority::generate().unwrap();
+    let issued = authority
+        .issue("directory", &["127.0.0.1".to_owned()])
+        .unwrap();
+    let other = authority.issue("other", &["127.0.0.1".to_owned()]).unwrap();
+    let write = |name: &str, text: &str| {
+        let path = folder.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let ca = write("ca.pem", authority.certificate_pem());
+    let certificate = write("directory.pem", &issued.certificate_pem);
+    let wrong_key = write("other.key", &other.key_pem);
+    let missing = folder.path().join("missing.pem").display().to_string();
+    let listen = ["directory", "--listen", "127.0.0.1:0", "--insecure-no-auth"];
+
+    let mut mismatched = listen.to_vec();
+    mismatched.extend([
+        "--tls-cert",
+        &certificate,
+        "--tls-key",
+        &wrong_key,
+        "--tls-ca",
+        &ca,
+    ]);
+    let refused = owlmesh_in(folder.path(), &mismatched).await;
+    assert!(!refused.status.success());
+    let said = text(&refused.stderr);
+    assert!(
+        said.contains(&format!(
+            "{wrong_key}: is not the key of the certificate in {certificate}"
+        )),
+        "{said}"
+    );
+
+    let mut unreadable = listen.to_vec();
+    unreadable.extend([
+        "--tls-cert",
+        &missing,
+        "--tls-key",
+        &wrong_key,
+        "--tls-ca",
+        &ca,
+    ]);
+    let refused = owlmesh_in(folder.path(), &unreadable).await;
+    assert!(text(&refused.stderr).contains(&format!("{missing}: cannot read")));
+
+    let mut without_ca = listen.to_vec();
+    without_ca.extend(["--tls-cert", &certificate, "--tls-key", &wrong_key]);
+    let refused = owlmesh_in(folder.path(), &without_ca).await;
+    assert!(text(&refused.stderr).contains("--tls-ca is needed with --tls-cert"));
 }
