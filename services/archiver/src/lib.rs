@@ -42,8 +42,8 @@ pub use config::{
 pub use error::{ArchiverError, Result};
 pub use export::spreadsheet_safe;
 pub use node::ArchiverNode;
-pub use owlmesh_storage::Durability;
 pub use owlmesh_proto::v1::archiver_server::ArchiverServer;
+pub use owlmesh_storage::Durability;
 pub use service::{ArchiverService, MAX_REQUEST_BYTES};
 pub(crate) use stats::Counter;
 pub use stats::{ArchiverStats, StatsSnapshot};
