@@ -36,5 +36,22 @@ bench *args="--workspace --benches":
     cargo build --release -p owlmesh
     cargo bench {{ args }}
 
-# What CI runs, in the order it runs it: the cheap checks first.
+# What CI runs, in the order it runs it: the cheap checks first. `.ci/run` runs `fuzz` after it.
 ci: fmt-check lint doc deny test
+
+# The targets run under cargo-fuzz and libFuzzer. A crash leaves its input in
+# fuzz/artifacts/TARGET/; the corpus grows in fuzz/corpus/TARGET from the committed seeds in
+# fuzz/seeds/TARGET. No sanitizer (`-s none`): the code forbids `unsafe`, a panic is what a
+# target finds, and the stable toolchain builds it as is. An input slower than
+# FUZZ_INPUT_TIMEOUT seconds (10) fails too, a hang being a finding. fuzz/ is a workspace of
+# its own that starts from the main lock file, so that it builds the versions the tests run.
+# Every fuzz target of fuzz/ for `seconds` each, failing on the first crash or hang.
+fuzz seconds="30":
+    cp Cargo.lock fuzz/Cargo.lock
+    cd fuzz && cargo fuzz build -s none
+    cd fuzz && for target in $(cargo fuzz list); do \
+        echo "== fuzz $target for {{ seconds }} s"; \
+        mkdir -p "corpus/$target"; \
+        cargo fuzz run -s none "$target" "corpus/$target" "seeds/$target" -- \
+            -max_total_time={{ seconds }} -timeout=${FUZZ_INPUT_TIMEOUT:-10} -print_final_stats=1; \
+    done
