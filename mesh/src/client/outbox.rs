@@ -7,8 +7,12 @@
 //! the same one when it returns. Resending is safe because the archive is idempotent (pages
 //! by job, URL and epoch; events by id). The outbox is bounded: when it is full, callers wait,
 //! which is how a dead archive tier slows the crawl down instead of losing results.
+//!
+//! A batch an archiver refuses (INVALID_ARGUMENT, OUT_OF_RANGE: it will refuse it again) is
+//! not sent again as it was: its items go again one per batch, and an item refused alone is
+//! dead-lettered: dropped, logged and counted, and its page's caller told why.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -62,6 +66,10 @@ pub enum OutboxError {
     /// The outbox stopped (shutdown) before an archiver acknowledged the page.
     #[error("archive outbox closed before the page was acknowledged")]
     Closed,
+    /// An archiver refused the page even in a batch of its own: sending it again would not
+    /// help.
+    #[error("archiver refused the page: {0}")]
+    Refused(String),
 }
 
 /// Counters of an outbox, for telemetry.
@@ -75,6 +83,8 @@ pub struct OutboxStats {
     pub batches_sent: AtomicU64,
     /// Items routed again after a stream failed.
     pub items_resent: AtomicU64,
+    /// Items an archiver refused alone, dropped.
+    pub items_dead_lettered: AtomicU64,
 }
 
 /// What became of an archived page.
@@ -86,17 +96,31 @@ pub enum Archived {
     Duplicate,
 }
 
-enum Item {
-    Page(PageRecord, oneshot::Sender<Archived>),
+enum Payload {
+    Page(PageRecord, oneshot::Sender<Result<Archived, OutboxError>>),
     Event(Event),
 }
 
+/// A page or an event on its way, and whether it must go in a batch of its own (it was in
+/// a batch an archiver refused).
+struct Item {
+    payload: Payload,
+    alone: bool,
+}
+
 impl Item {
+    fn new(payload: Payload) -> Self {
+        Self {
+            payload,
+            alone: false,
+        }
+    }
+
     /// The document key that picks the archiver: job and URL (events of a whole job: job).
     fn key(&self) -> String {
-        match self {
-            Item::Page(page, _) => owlmesh_job::document_key(&page.job_id, &page.url),
-            Item::Event(event) => owlmesh_job::document_key(&event.job_id, &event.url),
+        match &self.payload {
+            Payload::Page(page, _) => owlmesh_job::document_key(&page.job_id, &page.url),
+            Payload::Event(event) => owlmesh_job::document_key(&event.job_id, &event.url),
         }
     }
 }
@@ -141,14 +165,14 @@ impl ArchiveOutbox {
     /// stored or already there. Waits while the outbox is full.
     pub async fn archive(&self, page: PageRecord) -> Result<Archived, OutboxError> {
         let (done, acknowledged) = oneshot::channel();
-        self.enqueue(Item::Page(page, done)).await?;
-        acknowledged.await.map_err(|_| OutboxError::Closed)
+        self.enqueue(Item::new(Payload::Page(page, done))).await?;
+        acknowledged.await.map_err(|_| OutboxError::Closed)?
     }
 
     /// Queues an event; returns once it is in the outbox (delivery continues in the
     /// background). Waits while the outbox is full.
     pub async fn publish(&self, event: Event) -> Result<(), OutboxError> {
-        self.enqueue(Item::Event(event)).await
+        self.enqueue(Item::new(Payload::Event(event))).await
     }
 
     /// Items held now: queued or awaiting acknowledgement.
@@ -178,8 +202,8 @@ impl ArchiveOutbox {
         let count = items.len();
         let mut page_position = 0;
         for item in items {
-            match item {
-                Item::Page(_, done) => {
+            match item.payload {
+                Payload::Page(_, done) => {
                     self.stats
                         .pages_acknowledged
                         .fetch_add(1, Ordering::Relaxed);
@@ -189,9 +213,9 @@ impl ArchiveOutbox {
                         Archived::Stored
                     };
                     page_position += 1;
-                    let _ = done.send(archived);
+                    let _ = done.send(Ok(archived));
                 }
-                Item::Event(_) => {
+                Payload::Event(_) => {
                     self.stats
                         .events_acknowledged
                         .fetch_add(1, Ordering::Relaxed);
@@ -201,6 +225,29 @@ impl ArchiveOutbox {
         self.held.fetch_sub(count, Ordering::Relaxed);
         self.room.add_permits(count);
     }
+
+    /// Drops an item an archiver refused alone, telling its page's caller why.
+    fn dead_letter(&self, item: Item, archiver: &str, reason: &str) {
+        let url = match &item.payload {
+            Payload::Page(page, _) => page.url.as_str(),
+            Payload::Event(event) => event.url.as_str(),
+        };
+        warn!(archiver, %url, reason, "archive item dead-lettered: refused in a batch of its own");
+        if let Payload::Page(_, done) = item.payload {
+            let _ = done.send(Err(OutboxError::Refused(reason.to_owned())));
+        }
+        self.stats
+            .items_dead_lettered
+            .fetch_add(1, Ordering::Relaxed);
+        self.held.fetch_sub(1, Ordering::Relaxed);
+        self.room.add_permits(1);
+    }
+}
+
+/// Whether an archiver ended a stream with `code` because of what it was sent, so that the
+/// same batch would be refused again.
+fn is_refusal(code: tonic::Code) -> bool {
+    matches!(code, tonic::Code::InvalidArgument | tonic::Code::OutOfRange)
 }
 
 /// An open shard writer: where it writes, its queue, and the token that ends it.
@@ -327,6 +374,8 @@ struct Shard {
 #[derive(Default)]
 struct Held {
     gathering: Vec<Item>,
+    /// Items that go one per batch, once `gathering` has gone.
+    alone: VecDeque<Item>,
     in_flight: HashMap<u64, Vec<Item>>,
 }
 
@@ -343,12 +392,35 @@ impl Shard {
             _ = gone.cancelled() => Err(Status::unavailable("the archiver left the mesh")),
             outcome = self.stream(&mut queue, &mut held) => outcome,
         };
-        if let Err(status) = outcome {
+        if let Err(status) = &outcome {
             warn!(archiver = %self.address, error = %status.message(), "archive stream failed: routing its items again");
+        }
+        // The archiver answers in order, so a refusal is of the oldest batch unanswered:
+        // its items go again one per batch, and one refused alone is dropped.
+        if let Err(status) = &outcome
+            && is_refusal(status.code())
+            && let Some(oldest) = held.in_flight.keys().min().copied()
+            && let Some(mut refused) = held.in_flight.remove(&oldest)
+        {
+            match refused.pop() {
+                Some(item) if refused.is_empty() => {
+                    self.outbox
+                        .dead_letter(item, &self.address, status.message());
+                }
+                Some(item) => {
+                    refused.push(item);
+                    for mut item in refused {
+                        item.alone = true;
+                        held.alone.push_back(item);
+                    }
+                }
+                None => {}
+            }
         }
         // Whatever was not acknowledged goes back to the router, after a pause.
         queue.close();
         let mut unacknowledged = held.gathering;
+        unacknowledged.extend(held.alone);
         unacknowledged.extend(held.in_flight.into_values().flatten());
         while let Ok(item) = queue.try_recv() {
             unacknowledged.push(item);
@@ -379,12 +451,21 @@ impl Shard {
         let mut queue_open = true;
         loop {
             let room = held.in_flight.len() < BATCHES_IN_FLIGHT;
-            let full = held.gathering.len() >= self.config.batch_size;
+            // An item that must go alone waits for the batch being gathered to go first.
+            let full = held.gathering.len() >= self.config.batch_size || !held.alone.is_empty();
             let due = !held.gathering.is_empty()
                 && (full || !queue_open || tokio::time::Instant::now() >= send_by);
-            if room && due {
+            let lone = held.gathering.is_empty() && !held.alone.is_empty();
+            if room && (due || lone) {
                 next_batch_id += 1;
-                let items = std::mem::take(&mut held.gathering);
+                let items = match held.alone.pop_front() {
+                    Some(item) if lone => vec![item],
+                    Some(item) => {
+                        held.alone.push_front(item);
+                        std::mem::take(&mut held.gathering)
+                    }
+                    None => std::mem::take(&mut held.gathering),
+                };
                 let batch = to_batch(next_batch_id, &items);
                 held.in_flight.insert(next_batch_id, items);
                 self.outbox
@@ -397,12 +478,17 @@ impl Shard {
                     .map_err(|_| Status::unavailable("archive stream closed"))?;
                 continue;
             }
-            if !queue_open && held.gathering.is_empty() && held.in_flight.is_empty() {
+            if !queue_open
+                && held.gathering.is_empty()
+                && held.alone.is_empty()
+                && held.in_flight.is_empty()
+            {
                 return Ok(());
             }
             let lingering = !held.gathering.is_empty() && room;
             tokio::select! {
                 item = queue.recv(), if queue_open && !full => match item {
+                    Some(item) if item.alone => held.alone.push_back(item),
                     Some(item) => {
                         if held.gathering.is_empty() {
                             send_by = tokio::time::Instant::now() + self.config.linger;
@@ -430,9 +516,9 @@ fn to_batch(batch_id: u64, items: &[Item]) -> ArchiveBatch {
         ..Default::default()
     };
     for item in items {
-        match item {
-            Item::Page(page, _) => batch.pages.push(page.clone()),
-            Item::Event(event) => batch.events.push(event.clone()),
+        match &item.payload {
+            Payload::Page(page, _) => batch.pages.push(page.clone()),
+            Payload::Event(event) => batch.events.push(event.clone()),
         }
     }
     batch
