@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use owlmesh_job::{HostKey, canonicalize, is_web_url};
-use owlmesh_mesh::client::{ArchiveOutbox, Archived};
+use owlmesh_mesh::client::{ArchiveOutbox, Archived, OutboxError};
 use owlmesh_mesh::clock::unix_ms;
 use owlmesh_mesh::trace_context;
 use owlmesh_proto::v1::{Assignment, Outcome, OutcomeStatus, PageRecord};
@@ -150,12 +150,20 @@ impl Worker {
         };
         self.inbox.advance(assignment.lease_id, Stage::Archiving);
         let (record, mut outcome) = archive_and_outcome(assignment, page, fetched_at_ms);
-        let Some(archived) = self.archive(record).await else {
+        let archived = match self.archive(record).await {
+            Ok(archived) => archived,
+            // An archiver refused the page alone: it would refuse it again.
+            Err(OutboxError::Refused(reason)) => {
+                let reason = format!("archiver refused the page: {reason}");
+                return report(assignment, OutcomeStatus::Failed, &reason);
+            }
             // Nothing was reported, so the URL simply goes back to the frontier.
-            return returned(
-                assignment,
-                "handed back: the archive outbox did not take the page",
-            );
+            Err(OutboxError::Closed) => {
+                return returned(
+                    assignment,
+                    "handed back: the archive outbox did not take the page",
+                );
+            }
         };
         if archived == Archived::Duplicate {
             // Another fetch (e.g. through a redirect) archived this page in this epoch.
@@ -172,18 +180,20 @@ impl Worker {
 
     /// Archives `record`, returning once an archiver acknowledged it. The outbox closes only
     /// after every assignment has finished, so a page it drops before that was lost on the
-    /// way, not refused: it is sent again (the archive is idempotent), a few times.
-    async fn archive(&self, record: PageRecord) -> Option<Archived> {
+    /// way: it is sent again (the archive is idempotent), a few times. A page an archiver
+    /// refused is not.
+    async fn archive(&self, record: PageRecord) -> Result<Archived, OutboxError> {
         for attempt in 1..=ARCHIVE_ATTEMPTS {
             match self.outbox.archive(record.clone()).await {
-                Ok(archived) => return Some(archived),
+                Ok(archived) => return Ok(archived),
+                Err(refused @ OutboxError::Refused(_)) => return Err(refused),
                 Err(error) => {
                     warn!(url = %record.url, attempt, %error, "page not acknowledged: sending it again");
                     tokio::time::sleep(ARCHIVE_RETRY_PAUSE).await;
                 }
             }
         }
-        None
+        Err(OutboxError::Closed)
     }
 
     fn refused(&self, assignment: &Assignment, refusal: &Refusal) -> Outcome {

@@ -320,6 +320,41 @@ async fn an_outcome_the_dispatcher_cannot_read_is_dead_lettered_and_the_rest_del
     scraper.stop().await;
 }
 
+/// A page the archiver refuses (as it refuses a batch that fails validation) must not be
+/// sent again forever with the pages batched beside it: they go again one per batch, every
+/// other page is archived, and the refused one fails with the archiver's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_the_archiver_refuses_fails_with_the_reason_and_the_others_are_archived() {
+    let mesh = Mesh::start(MeshSetup::default()).await;
+    let products = mesh.assign_products(12);
+    let refused = products[5].clone();
+    mesh.refuse_archiving(&refused);
+    let scraper = mesh.scraper(|_| {}).await;
+
+    let outcomes = mesh.outcomes(products.len()).await;
+    mesh.assert_one_outcome_per_assignment();
+    mesh.assert_done_only_after_archived();
+    let failure = &outcomes[&refused];
+    assert!(is(failure, OutcomeStatus::Failed), "{failure:?}");
+    assert!(
+        failure.error.contains("refused by the test"),
+        "{}",
+        failure.error
+    );
+    let archived: BTreeSet<String> = mesh
+        .log
+        .archived()
+        .into_iter()
+        .map(|page| page.url)
+        .collect();
+    for product in products.iter().filter(|product| **product != refused) {
+        assert!(is(&outcomes[product], OutcomeStatus::Done), "{product}");
+        assert!(archived.contains(product), "{product}");
+    }
+    assert!(!archived.contains(&refused));
+    scraper.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_assignments_are_dropped_unfetched_and_their_slots_offered_again() {
     let mesh = Mesh::start(MeshSetup {

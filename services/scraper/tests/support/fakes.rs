@@ -448,6 +448,9 @@ pub(crate) struct FakeArchiver {
     pub(crate) acking: Arc<watch::Sender<bool>>,
     /// Pages received, acknowledged or not.
     pub(crate) pages_received: Arc<AtomicUsize>,
+    /// A URL whose batches are refused with INVALID_ARGUMENT as the stream's last word, as
+    /// a real archiver refuses a batch that fails validation.
+    pub(crate) refused_url: Arc<Mutex<Option<String>>>,
 }
 
 impl FakeArchiver {
@@ -463,6 +466,12 @@ impl FakeArchiver {
                 batch = inbound.message() => {
                     let Ok(Some(batch)) = batch else { return };
                     self.pages_received.fetch_add(batch.pages.len(), Ordering::SeqCst);
+                    let refused = self.refused_url.lock().unwrap_or_else(PoisonError::into_inner).clone();
+                    if let Some(at) = batch.pages.iter().position(|page| Some(&page.url) == refused.as_ref()) {
+                        let status = Status::invalid_argument(format!("pages[{at}].fields: refused by the test"));
+                        let _ = acks.send(Err(status)).await;
+                        return;
+                    }
                     if *acking.borrow() {
                         self.acknowledge(batch, &acks).await;
                     } else {

@@ -98,6 +98,7 @@ impl Mesh {
             log: Arc::clone(&log),
             acking: Arc::new(watch::channel(true).0),
             pages_received: Arc::new(AtomicUsize::new(0)),
+            refused_url: Arc::default(),
         };
         let server = GrpcServer::new().add_service(ArchiverServer::new(archiver.clone()));
         let mut members = vec![join(server, "archiver", "archiver-1", 0, &directory).await];
@@ -174,6 +175,15 @@ impl Mesh {
     /// Makes the archiver acknowledge batches (true) or hold them (false).
     pub(crate) fn set_archiver_acking(&self, acking: bool) {
         self.archiver.acking.send_replace(acking);
+    }
+
+    /// Makes the archiver refuse every batch that holds the page of `url`.
+    pub(crate) fn refuse_archiving(&self, url: &str) {
+        *self
+            .archiver
+            .refused_url
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(url.to_owned());
     }
 
     /// Pages the archiver received, acknowledged or not.
