@@ -3,11 +3,13 @@
 //! followed with allow and deny rules; PDF and ZIP documents).
 //!
 //! The body's length picks the Content-Type it comes with (none, so that `<meta charset>` is
-//! sniffed; UTF-8; a legacy charset), so that the seeds are plain pages. Checks that extraction never panics and keeps
-//! its promises whatever the page: the product handler matches and its URL capture is a
-//! field; links are at most `MAX_LINKS_PER_PAGE`, each once, canonical and allowed by the
-//! job, as the dispatcher expects them; documents are each once, of a wanted type, found on
-//! this page.
+//! sniffed; UTF-8; a legacy charset), so that the seeds are plain pages. Checks that
+//! extraction never panics and keeps its promises whatever the page: the product handler
+//! matches and its URL capture is a field; links are at most `MAX_LINKS_PER_PAGE`, each
+//! once, canonical and allowed by the job, as the dispatcher expects them; documents are
+//! each once, of a wanted type, found on this page. It extracts without the scraper's time
+//! budget (`extract_bytes`), so that a page slow to extract shows as a libFuzzer timeout
+//! instead of being cut short.
 
 #![no_main]
 
