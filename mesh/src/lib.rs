@@ -35,7 +35,7 @@ pub mod trace_layer;
 
 pub use address::is_host_port;
 pub use error::{MeshError, Result};
-pub use member::{MemberConfig, MeshMember};
+pub use member::{MemberConfig, MeshMember, advertised_address, check_advertise};
 
 /// The directory's address when none is configured.
 pub const DEFAULT_DIRECTORY_ADDRESS: &str = "127.0.0.1:7700";
