@@ -27,6 +27,10 @@ pub struct MonitoringConfig {
     pub id: String,
     /// Directory addresses (host:port); they are watched for members and polled too.
     pub directories: Vec<String>,
+    /// The page's address as others reach it (`host:port`; port 0 for the port bound);
+    /// `None` for the listener's. The gRPC port registered in the directory is the one
+    /// bound beside the page, on this host.
+    pub advertise: Option<String>,
     /// How often every instance is polled.
     pub poll_interval: Duration,
     /// How long one instance may take to answer.
@@ -51,6 +55,7 @@ impl Default for MonitoringConfig {
         Self {
             id: "monitoring".into(),
             directories: vec![owlmesh_mesh::DEFAULT_DIRECTORY_ADDRESS.into()],
+            advertise: None,
             poll_interval: DEFAULT_POLL_INTERVAL,
             poll_timeout: DEFAULT_POLL_TIMEOUT,
             gone_after: DEFAULT_GONE_AFTER,

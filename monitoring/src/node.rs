@@ -51,7 +51,10 @@ impl MonitoringNode {
         let https = owlmesh_mesh::tls::setting()
             .server
             .map(|tls| tls.https_config());
-        let page = page_url(http_address, https.is_some());
+        // The page's link, as registered, names the address others open it at.
+        let page_address =
+            owlmesh_mesh::advertised_address(config.advertise.as_deref(), http_address)?;
+        let page = page_url(&page_address, https.is_some());
         let member = join_mesh(&dashboard, &config, &page, http_address).await?;
         info!(
             dashboard = %page,
@@ -160,14 +163,21 @@ async fn join_mesh(
         id: config.id.clone(),
         priority: 0,
         directories: config.directories.clone(),
-        advertise: None,
+        advertise: grpc_advertise(config.advertise.as_deref()),
         labels: [("dashboard".to_owned(), page.to_owned())].into(),
     };
     Ok(MeshMember::join(server, grpc_listener, member).await?)
 }
 
+/// The gRPC address others dial: the page's advertised host with the port gRPC bound (port
+/// 0 stands for it), since gRPC is served beside the page on this host.
+fn grpc_advertise(page: Option<&str>) -> Option<String> {
+    let (host, _) = page?.rsplit_once(':')?;
+    Some(format!("{host}:0"))
+}
+
 /// The page's address, `https` when it is served with a certificate.
-fn page_url(address: SocketAddr, https: bool) -> String {
+fn page_url(address: &str, https: bool) -> String {
     let scheme = if https { "https" } else { "http" };
     format!("{scheme}://{address}/")
 }

@@ -24,6 +24,10 @@ pub struct DispatcherConfig {
     pub priority: i32,
     /// Directory addresses.
     pub directories: Vec<String>,
+    /// The address others dial, registered in the directory (`host:port`; port 0 for the
+    /// port bound); `None` registers the listener's address. See
+    /// [`owlmesh_mesh::MemberConfig::advertise`].
+    pub advertise: Option<String>,
     /// The frontier database: a `sqlite:` path or URL, or a `postgres://` URL.
     pub database_url: String,
     /// Lease of each assignment.
@@ -48,6 +52,7 @@ impl DispatcherConfig {
             id: id.into(),
             priority: 0,
             directories: vec![owlmesh_mesh::DEFAULT_DIRECTORY_ADDRESS.to_owned()],
+            advertise: None,
             database_url: default_database_url(&data_dir),
             lease: DEFAULT_LEASE,
             claim_batch: DEFAULT_CLAIM_BATCH,

@@ -52,7 +52,7 @@ impl DispatcherNode {
             id: config.id.clone(),
             priority: config.priority,
             directories: config.directories.clone(),
-            advertise: None,
+            advertise: config.advertise.clone(),
             labels: Default::default(),
         };
         let dispatcher = Dispatcher::new(

@@ -32,6 +32,10 @@ pub struct ScraperConfig {
     pub id: String,
     /// Directory addresses (host:port).
     pub directories: Vec<String>,
+    /// The address others dial, registered in the directory (`host:port`; port 0 for the
+    /// port bound); `None` registers the listener's address. See
+    /// [`owlmesh_mesh::MemberConfig::advertise`].
+    pub advertise: Option<String>,
     /// Assignments held at once: the slots offered to the dispatcher.
     pub slots: u32,
     /// HTTP client settings: user agent, timeouts, body cap. See [`crate::fetch`].
@@ -65,6 +69,7 @@ impl ScraperConfig {
         Self {
             id: id.into(),
             directories: vec![owlmesh_mesh::DEFAULT_DIRECTORY_ADDRESS.to_owned()],
+            advertise: None,
             slots: DEFAULT_SLOTS,
             fetch: FetchConfig::default(),
             robots: RobotsConfig::default(),

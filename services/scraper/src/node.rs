@@ -191,7 +191,7 @@ fn member_config(config: &ScraperConfig) -> MemberConfig {
         id: config.id.clone(),
         priority: 0,
         directories: config.directories.clone(),
-        advertise: None,
+        advertise: config.advertise.clone(),
         labels: Default::default(),
     }
 }
