@@ -62,6 +62,7 @@ impl Mesh {
             .directory()
             .list(request)
             .await
+            .map_err(with_tls_hint)
             .with_context(|| format!("listing the mesh at {}", self.address))?;
         Ok(membership.into_inner().instances)
     }
@@ -71,7 +72,13 @@ impl Mesh {
         let request = ResolveRequest {
             kind: "dispatcher".into(),
         };
-        let resolved = self.directory().resolve(request).await?.into_inner();
+        let resolved = self
+            .directory()
+            .resolve(request)
+            .await
+            .map_err(with_tls_hint)
+            .with_context(|| format!("asking the directory at {} for dispatchers", self.address))?
+            .into_inner();
         if resolved.instances.is_empty() {
             bail!("no dispatcher is running in the mesh at {}", self.address);
         }
@@ -108,4 +115,29 @@ impl Mesh {
 /// A gRPC error as one line for people: the server's message, which names the field.
 pub(crate) fn status_error(status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{} ({:?})", status.message(), status.code())
+}
+
+/// A call that failed below gRPC (the connection closed or never came up), with what the
+/// command's TLS suggests: a server that wants TLS closes a plaintext connection, and one
+/// that wants a client certificate closes a connection without one, both without a word.
+fn with_tls_hint(status: tonic::Status) -> anyhow::Error {
+    use tonic::Code;
+    let hint = match owlmesh_mesh::tls::setting().client {
+        _ if !matches!(
+            status.code(),
+            Code::Unavailable | Code::Unknown | Code::Cancelled
+        ) =>
+        {
+            ""
+        }
+        None => {
+            " (if the mesh runs with TLS, give --tls-ca, --tls-cert and --tls-key, or run from \
+             the folder of `owlmesh up --tls`)"
+        }
+        Some(tls) if !tls.presents_certificate() => {
+            " (if the mesh requires client certificates, give --tls-cert and --tls-key)"
+        }
+        Some(_) => "",
+    };
+    anyhow::anyhow!("{}{hint}", status.message())
 }
