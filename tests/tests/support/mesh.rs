@@ -1,6 +1,8 @@
 //! A whole mesh of real `owlmesh` processes on loopback, with one data folder, and the CLI
-//! to drive it as a person would; over mutual TLS when started with [`TestMesh::start_with_tls`].
+//! to drive it as a person would; over mutual TLS when started with [`TestMesh::start_with_tls`],
+//! and on hosts of their own when started with a [`Placement`].
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
@@ -18,6 +20,52 @@ pub struct Topology {
     pub dispatchers: usize,
     pub scrapers: usize,
     pub archivers: usize,
+}
+
+/// Where one process of a mesh runs: the command it is started under (none by default) and
+/// the address it listens on (a free port of it; 127.0.0.1 by default).
+#[derive(Debug, Clone)]
+pub struct Place {
+    pub command_prefix: Vec<String>,
+    pub host: IpAddr,
+}
+
+impl Default for Place {
+    fn default() -> Self {
+        Self {
+            command_prefix: Vec::new(),
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        }
+    }
+}
+
+impl Place {
+    /// The `--listen` argument of a process here.
+    fn listen(&self) -> String {
+        SocketAddr::new(self.host, 0).to_string()
+    }
+}
+
+/// Where each process of a mesh runs; an instance without a place of its own runs on
+/// loopback in this machine's namespace.
+#[derive(Debug, Clone, Default)]
+pub struct Placement {
+    pub directory: Place,
+    pub dispatchers: Vec<Place>,
+    pub scrapers: Vec<Place>,
+    pub archivers: Vec<Place>,
+}
+
+impl Placement {
+    /// The place of instance `index` of `kind`.
+    pub fn of(&self, kind: Kind, index: usize) -> Place {
+        let places = match kind {
+            Kind::Dispatcher => &self.dispatchers,
+            Kind::Scraper => &self.scrapers,
+            Kind::Archiver => &self.archivers,
+        };
+        places.get(index).cloned().unwrap_or_default()
+    }
 }
 
 /// The directory's lease TTL in a test mesh.
@@ -38,6 +86,8 @@ pub struct TestMesh {
     pub environment: Vec<(String, String)>,
     /// What this test process dials the mesh with, when it runs over TLS.
     pub tls: Option<MeshTls>,
+    /// Where its processes run.
+    pub placement: Placement,
 }
 
 /// The TLS of a [`TestMesh`]: its files and what this process dials it with.
@@ -126,6 +176,25 @@ impl TestMesh {
         scraper_args: &[&str],
         environment: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
+        let placement = Placement::default();
+        Self::start_placed(
+            topology,
+            placement,
+            dispatcher_args,
+            scraper_args,
+            environment,
+        )
+        .await
+    }
+
+    /// [`TestMesh::start_with_environment`], each process where `placement` says.
+    pub async fn start_placed(
+        topology: Topology,
+        placement: Placement,
+        dispatcher_args: &[&str],
+        scraper_args: &[&str],
+        environment: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let data_dir = tempfile::tempdir()?;
         let ttl = format!("{}ms", LEASE_TTL.as_millis());
         // Every process and command of the mesh checks and sends the tests' token; a test's
@@ -136,8 +205,15 @@ impl TestMesh {
             .chain(environment)
             .map(|(name, value)| (name.to_string(), value.to_string()))
             .collect();
-        let directory = OwlmeshProcess::start_with_environment(
-            &["directory", "--listen", "127.0.0.1:0", "--lease-ttl", &ttl],
+        let directory = OwlmeshProcess::start_under(
+            &placement.directory.command_prefix,
+            &[
+                "directory",
+                "--listen",
+                &placement.directory.listen(),
+                "--lease-ttl",
+                &ttl,
+            ],
             &environment,
         )
         .await?;
@@ -152,6 +228,7 @@ impl TestMesh {
             scraper_args: owned(scraper_args),
             environment,
             tls: None,
+            placement,
         };
         for index in 0..topology.archivers {
             let process = mesh.start_archiver(index).await?;
@@ -196,10 +273,10 @@ impl TestMesh {
         self.data_dir.path()
     }
 
-    fn common_args(&self, id: String) -> Vec<String> {
+    fn common_args(&self, kind: Kind, index: usize, id: String) -> Vec<String> {
         vec![
             "--listen".into(),
-            "127.0.0.1:0".into(),
+            self.placement.of(kind, index).listen(),
             "--directory".into(),
             self.directory_address(),
             "--data-dir".into(),
@@ -213,18 +290,18 @@ impl TestMesh {
     pub async fn start_archiver(&self, index: usize) -> anyhow::Result<OwlmeshProcess> {
         let database = self.data().join(format!("archive-{index}.sqlite"));
         let mut args = vec!["archiver".to_owned()];
-        args.extend(self.common_args(format!("archiver-{index}")));
+        args.extend(self.common_args(Kind::Archiver, index, format!("archiver-{index}")));
         args.extend(["--database".into(), database.display().to_string()]);
-        self.start_process(&args).await
+        self.start_process(Kind::Archiver, index, &args).await
     }
 
     /// Starts dispatcher `index` with priority `index` (and the mesh's dispatcher arguments).
     pub async fn start_dispatcher(&self, index: usize) -> anyhow::Result<OwlmeshProcess> {
         let mut args = vec!["dispatcher".to_owned()];
-        args.extend(self.common_args(format!("dispatcher-{index}")));
+        args.extend(self.common_args(Kind::Dispatcher, index, format!("dispatcher-{index}")));
         args.extend(["--priority".into(), index.to_string()]);
         args.extend(self.dispatcher_args.iter().cloned());
-        self.start_process(&args).await
+        self.start_process(Kind::Dispatcher, index, &args).await
     }
 
     /// The running processes of one kind.
@@ -264,7 +341,8 @@ impl TestMesh {
         // The old socket may take a moment to be released.
         self.directory = loop {
             let args = ["directory", "--listen", &listen, "--lease-ttl", &ttl];
-            match OwlmeshProcess::start_with_environment(&args, &self.environment).await {
+            let prefix = &self.placement.directory.command_prefix;
+            match OwlmeshProcess::start_under(prefix, &args, &self.environment).await {
                 Ok(process) => break process,
                 Err(error) if started.elapsed() > Duration::from_secs(5) => return Err(error),
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
@@ -285,14 +363,14 @@ impl TestMesh {
         extra: &[&str],
     ) -> anyhow::Result<OwlmeshProcess> {
         let mut args = vec!["scraper".to_owned()];
-        args.extend(self.common_args(format!("scraper-{index}")));
+        args.extend(self.common_args(Kind::Scraper, index, format!("scraper-{index}")));
         // The test sites are on loopback, which a scraper refuses unless allowed; a test of
         // the guard says which networks it allows itself.
         if !extra.contains(&"--allow-network") {
             args.extend(["--allow-network".into(), "127.0.0.0/8".into()]);
         }
         args.extend(extra.iter().map(|arg| arg.to_string()));
-        self.start_process(&args).await
+        self.start_process(Kind::Scraper, index, &args).await
     }
 
     /// Runs an `owlmesh` client command against this mesh and returns its output.
@@ -373,9 +451,15 @@ impl TestMesh {
 }
 
 impl TestMesh {
-    async fn start_process(&self, args: &[String]) -> anyhow::Result<OwlmeshProcess> {
+    async fn start_process(
+        &self,
+        kind: Kind,
+        index: usize,
+        args: &[String],
+    ) -> anyhow::Result<OwlmeshProcess> {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        OwlmeshProcess::start_with_environment(&args, &self.environment).await
+        let prefix = self.placement.of(kind, index).command_prefix;
+        OwlmeshProcess::start_under(&prefix, &args, &self.environment).await
     }
 }
 

@@ -1,11 +1,13 @@
 //! Shared helpers of the end-to-end tests: the `owlmesh` binary as a child process,
-//! in-process servers on 127.0.0.1:0, and an "eventually" poll with a deadline.
+//! in-process servers on 127.0.0.1:0, and an "eventually" poll with a deadline; hosts made
+//! of network namespaces for the multi-host tests.
 
 #![allow(dead_code, unreachable_pub)]
 
 pub mod collector;
 pub mod grpcurl;
 pub mod mesh;
+pub mod netns;
 pub mod reflection;
 
 use std::net::SocketAddr;
@@ -91,7 +93,25 @@ impl OwlmeshProcess {
         args: &[&str],
         environment: &[(String, String)],
     ) -> anyhow::Result<Self> {
-        let mut child = Command::new(owlmesh_bin())
+        Self::start_under(&[], args, environment).await
+    }
+
+    /// [`OwlmeshProcess::start_with_environment`] under a command that runs the binary,
+    /// such as `ip netns exec NAMESPACE` (which execs it, so the child is `owlmesh` itself).
+    pub async fn start_under(
+        command_prefix: &[String],
+        args: &[&str],
+        environment: &[(String, String)],
+    ) -> anyhow::Result<Self> {
+        let mut command = match command_prefix.split_first() {
+            Some((program, prefix_args)) => {
+                let mut command = Command::new(program);
+                command.args(prefix_args).arg(owlmesh_bin());
+                command
+            }
+            None => Command::new(owlmesh_bin()),
+        };
+        let mut child = command
             .args(args)
             .env("OWLMESH_TOKEN_FILE", test_token_file())
             .envs(environment.iter().cloned())
