@@ -55,3 +55,28 @@ fuzz seconds="30":
         cargo fuzz run -s none "$target" "corpus/$target" "seeds/$target" -- \
             -max_total_time={{ seconds }} -timeout=${FUZZ_INPUT_TIMEOUT:-10} -print_final_stats=1; \
     done
+
+# The deployment files of deploy/: every Kubernetes manifest validated offline against the
+# schemas kubernetes-validate ships (strict: an unknown field fails), every OWLMESH_ variable
+# in deploy/ and docs/deploy.md checked against `owlmesh KIND --help` (a misspelt one would be
+# ignored by the service), and the systemd units checked by systemd-analyze where it exists
+# (which only warns of an unknown key or a bad value: any word of it fails the check).
+deploy-check:
+    cargo build -p owlmesh
+    kubernetes-validate --strict --quiet deploy/kubernetes/*.yaml
+    deploy/check-env-vars.py "${CARGO_TARGET_DIR:-target}/debug/owlmesh"
+    if command -v systemd-analyze >/dev/null 2>&1; then \
+        units=$(mktemp -d); trap 'rm -rf "$units"' EXIT; \
+        binary=$(realpath "${CARGO_TARGET_DIR:-target}/debug/owlmesh"); \
+        for unit in deploy/systemd/*.service; do \
+            sed "s#/usr/local/bin/owlmesh#$binary#" "$unit" > "$units/$(basename "$unit")"; \
+        done; \
+        cp "$units/owlmesh-scraper@.service" "$units/owlmesh-scraper@1.service"; \
+        problems=$(cd "$units" && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no \
+            owlmesh-directory.service owlmesh-dispatcher.service owlmesh-scraper@1.service \
+            owlmesh-archiver.service owlmesh-monitoring.service 2>&1); \
+        if [ -n "$problems" ]; then echo "$problems"; exit 1; fi; \
+        echo "systemd units verified"; \
+    else \
+        echo "warning: systemd-analyze not found: the systemd units were not verified"; \
+    fi
