@@ -1,0 +1,231 @@
+//! The mesh over real links: every service runs on a "host" of its own (a Linux network
+//! namespace made by the test, see `support/netns.rs`), listening on and registering that
+//! host's address; the test site is served by this process on the root namespace's address
+//! on the same bridge. Hosts lose their link silently (`ip link set … down`: no FIN, no
+//! RST) mid-crawl, and each test proves the crawl completes with every product of the site
+//! exported exactly once. docs/faults.md quotes the figures these tests print.
+//!
+//! The dispatchers share one SQLite frontier file: the filesystem is shared between the
+//! namespaces, and SQLite's file locks work across them.
+//!
+//! Where namespaces cannot be made (not root, no iproute2), each test says SKIPPED loudly
+//! and returns. The tests run one at a time: they measure gaps in wall-clock time.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use owlmesh_proto::v1::dispatcher_client::DispatcherClient;
+use owlmesh_proto::v1::{Job, JobRequest};
+use owlmesh_site::{CatalogueJob, Site, SiteConfig};
+use owlmesh_tests::eventually;
+use support::mesh::{Placement, TestMesh, Topology};
+use support::netns::Network;
+use support::{OwlmeshProcess, counter};
+
+/// One test at a time (see the file's header).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// How long a crawl may take, faults included, before a test fails.
+const CRAWL_DEADLINE: Duration = Duration::from_secs(45);
+
+/// Hosts of the site (listeners on the root namespace's bridge address).
+const SITE_HOSTS: usize = 3;
+
+/// Every host of a test's network, one service each.
+const HOSTS: [&str; 7] = [
+    "directory",
+    "dispatcher-0",
+    "dispatcher-1",
+    "scraper-0",
+    "scraper-1",
+    "archiver-0",
+    "archiver-1",
+];
+
+/// The assignment lease of the dispatchers: short, so that assignments a cut-off primary
+/// handed to nobody come back within the test's time.
+const ASSIGNMENT_LEASE: &str = "4s";
+
+/// A crawl across hosts: the network, the site, the mesh and the job. Fields drop in order:
+/// the mesh's processes are killed before the network is removed.
+struct Crawl {
+    mesh: TestMesh,
+    site: Site,
+    job: String,
+    network: Network,
+}
+
+impl Crawl {
+    /// Makes the hosts and starts the mesh on them and a crawl of a site of `products`, or
+    /// returns `None` (after a loud notice) where namespaces cannot be made.
+    async fn start(test: &str, products: usize) -> Option<Self> {
+        let network = Network::create(test, &HOSTS).unwrap()?;
+        let root = network.root_address();
+        let site = Site::start(SiteConfig {
+            products,
+            page_delay: Duration::from_millis(15),
+            slow_delay: Duration::from_millis(300),
+            huge_page_bytes: 256 * 1024,
+            retry_after: Duration::from_secs(1),
+            listen: vec![SocketAddr::new(root.into(), 0); SITE_HOSTS],
+            ..SiteConfig::default()
+        })
+        .await
+        .unwrap();
+        let place = |name: &str| network.host(name).place();
+        let placement = Placement {
+            directory: place("directory"),
+            dispatchers: vec![place("dispatcher-0"), place("dispatcher-1")],
+            scrapers: vec![place("scraper-0"), place("scraper-1")],
+            archivers: vec![place("archiver-0"), place("archiver-1")],
+        };
+        let topology = Topology {
+            dispatchers: 2,
+            scrapers: 2,
+            archivers: 2,
+        };
+        let subnet = network.subnet();
+        let mesh = TestMesh::start_placed(
+            topology,
+            placement,
+            &["--lease", ASSIGNMENT_LEASE],
+            &["--allow-network", &subnet],
+            &[],
+        )
+        .await
+        .unwrap();
+        let job = CatalogueJob {
+            concurrency_per_host: 2,
+            ..CatalogueJob::default()
+        };
+        let job = mesh
+            .submit(&job.toml(&site.seeds(), &site.hosts()))
+            .await
+            .unwrap();
+        Some(Self {
+            mesh,
+            site,
+            job,
+            network,
+        })
+    }
+
+    /// The job as the first dispatcher to answer sees it, or `None` while none answers
+    /// (one cut off never does). Asked over gRPC, so that polling costs little.
+    async fn job(&self) -> Option<Job> {
+        let asks: Vec<_> = self
+            .mesh
+            .dispatchers
+            .iter()
+            .map(|dispatcher| {
+                let address = format!("http://{}", dispatcher.address);
+                let request = JobRequest {
+                    id: self.job.clone(),
+                };
+                Box::pin(async move {
+                    let mut client = DispatcherClient::new(support::channel(address).await?);
+                    anyhow::Ok(client.get_job(request).await?.into_inner())
+                })
+            })
+            .collect();
+        let first = futures::future::select_ok(asks);
+        match tokio::time::timeout(Duration::from_secs(2), first).await {
+            Ok(Ok((job, _))) => Some(job),
+            _ => None,
+        }
+    }
+
+    /// Waits until the job is done and returns how long that took.
+    async fn wait_done(&self) -> Duration {
+        eventually(CRAWL_DEADLINE, "the job is done", || async move {
+            let job = self.job().await;
+            if let Some(job) = &job {
+                assert!(
+                    !matches!(job.state.as_str(), "failed" | "cancelled"),
+                    "job ended {job:?}"
+                );
+            }
+            job.is_some_and(|job| job.state == "done")
+        })
+        .await
+    }
+
+    /// The export holds every product of the site exactly once, and nothing else.
+    async fn assert_catalogue_exported_once(&self) {
+        let items = self.mesh.export(&self.job, false).await.unwrap();
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for item in &items {
+            let url = item["url"].as_str().expect("item url").to_owned();
+            *counts.entry(url).or_default() += 1;
+        }
+        let expected: BTreeMap<String, usize> = self
+            .site
+            .expected_products()
+            .into_iter()
+            .map(|product| (product.url, 1))
+            .collect();
+        println!(
+            "archive: {} items exported, {} distinct, {} expected",
+            items.len(),
+            counts.len(),
+            expected.len()
+        );
+        let twice: Vec<_> = counts.iter().filter(|(_, count)| **count > 1).collect();
+        assert!(twice.is_empty(), "exported more than once: {twice:?}");
+        let lost: Vec<_> = expected
+            .keys()
+            .filter(|url| !counts.contains_key(*url))
+            .collect();
+        assert!(lost.is_empty(), "never archived: {lost:?}");
+        let unexpected: Vec<_> = counts
+            .keys()
+            .filter(|url| !expected.contains_key(*url))
+            .collect();
+        assert!(
+            unexpected.is_empty(),
+            "not in the catalogue: {unexpected:?}"
+        );
+    }
+}
+
+/// A counter of a process's stats, 0 when it does not answer in time.
+async fn counter_of(process: &OwlmeshProcess, name: &str) -> u64 {
+    match tokio::time::timeout(Duration::from_secs(1), process.stats()).await {
+        Ok(Ok(stats)) => counter(&stats, name),
+        _ => 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crawl_across_hosts_exports_the_catalogue_exactly_once() {
+    let _serial = SERIAL.lock().await;
+    let test = "a_crawl_across_hosts_exports_the_catalogue_exactly_once";
+    let Some(crawl) = Crawl::start(test, 600).await else {
+        return;
+    };
+    // Every service registered its own host's address, so the crawl crossed the bridge.
+    let services = crawl.mesh.cli_json(&["services"]).await.unwrap();
+    for service in services.as_array().unwrap() {
+        let id = service["id"].as_str().unwrap();
+        let address: SocketAddr = service["address"].as_str().unwrap().parse().unwrap();
+        assert_eq!(
+            address.ip(),
+            crawl.network.host(id).address,
+            "{id} registered {address}"
+        );
+    }
+    let took = crawl.wait_done().await;
+    println!("crawl across hosts done in {took:?}");
+    crawl.assert_catalogue_exported_once().await;
+    // The pages came over the bridge to the scrapers' hosts (which scraper owns which of
+    // the site's hosts is the ring's choice, so one of them may own none).
+    let mut fetched = 0;
+    for scraper in &crawl.mesh.scrapers {
+        fetched += counter_of(scraper, "pages_fetched").await;
+    }
+    let products = crawl.site.expected_products().len() as u64;
+    assert!(fetched >= products, "the scrapers fetched {fetched} pages");
+}
