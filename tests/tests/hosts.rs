@@ -15,13 +15,13 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use owlmesh_proto::v1::dispatcher_client::DispatcherClient;
 use owlmesh_proto::v1::{Job, JobRequest};
 use owlmesh_site::{CatalogueJob, Site, SiteConfig};
 use owlmesh_tests::eventually;
-use support::mesh::{Placement, TestMesh, Topology};
+use support::mesh::{LEASE_TTL, Placement, TestMesh, Topology};
 use support::netns::Network;
 use support::{OwlmeshProcess, counter};
 
@@ -48,6 +48,9 @@ const HOSTS: [&str; 7] = [
 /// The assignment lease of the dispatchers: short, so that assignments a cut-off primary
 /// handed to nobody come back within the test's time.
 const ASSIGNMENT_LEASE: &str = "4s";
+
+/// The heartbeat interval the directory gives with its leases (a third of the TTL).
+const HEARTBEAT: Duration = LEASE_TTL.checked_div(3).unwrap();
 
 /// A crawl across hosts: the network, the site, the mesh and the job. Fields drop in order:
 /// the mesh's processes are killed before the network is removed.
@@ -138,6 +141,15 @@ impl Crawl {
         }
     }
 
+    /// Waits until at least `fraction` of the products' worth of URLs are done.
+    async fn wait_progress(&self, fraction: f64) {
+        let target = (self.site.expected_products().len() as f64 * fraction) as u64;
+        eventually(CRAWL_DEADLINE, "crawl progress", || async move {
+            self.job().await.is_some_and(|job| job.done >= target)
+        })
+        .await;
+    }
+
     /// Waits until the job is done and returns how long that took.
     async fn wait_done(&self) -> Duration {
         eventually(CRAWL_DEADLINE, "the job is done", || async move {
@@ -199,6 +211,15 @@ async fn counter_of(process: &OwlmeshProcess, name: &str) -> u64 {
     }
 }
 
+/// A dispatcher's role as it reports it ("primary" or "standby"), or "" when it does not
+/// answer in time.
+async fn role(dispatcher: &OwlmeshProcess) -> String {
+    match tokio::time::timeout(Duration::from_secs(1), dispatcher.stats()).await {
+        Ok(Ok(stats)) => stats.state,
+        _ => String::new(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crawl_across_hosts_exports_the_catalogue_exactly_once() {
     let _serial = SERIAL.lock().await;
@@ -228,4 +249,44 @@ async fn a_crawl_across_hosts_exports_the_catalogue_exactly_once() {
     }
     let products = crawl.site.expected_products().len() as u64;
     assert!(fetched >= products, "the scrapers fetched {fetched} pages");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standby_leads_within_a_lease_ttl_and_a_heartbeat_when_the_primary_host_vanishes() {
+    let _serial = SERIAL.lock().await;
+    let test =
+        "the_standby_leads_within_a_lease_ttl_and_a_heartbeat_when_the_primary_host_vanishes";
+    let Some(crawl) = Crawl::start(test, 1200).await else {
+        return;
+    };
+    assert_eq!(role(&crawl.mesh.dispatchers[0]).await, "primary");
+    crawl.wait_progress(0.25).await;
+    let standby = &crawl.mesh.dispatchers[1];
+    assert_eq!(
+        counter_of(standby, "assigned").await,
+        0,
+        "a standby assigns nothing"
+    );
+
+    crawl.network.cut("dispatcher-0").unwrap();
+    let cut_at = Instant::now();
+    eventually(CRAWL_DEADLINE, "the standby assigns work", || async move {
+        counter_of(standby, "assigned").await > 0
+    })
+    .await;
+    let gap = cut_at.elapsed();
+    let bound = LEASE_TTL + HEARTBEAT;
+    println!(
+        "silent host loss: failover gap {gap:?} from the primary's link going down to the \
+         standby's first assignment (bound: lease TTL {LEASE_TTL:?} + heartbeat {HEARTBEAT:?})"
+    );
+    assert!(
+        gap <= bound,
+        "the standby took {gap:?}, more than {bound:?}"
+    );
+    assert_eq!(role(standby).await, "primary");
+
+    let took = crawl.wait_done().await;
+    println!("crawl done {took:?} after the failover");
+    crawl.assert_catalogue_exported_once().await;
 }
