@@ -153,13 +153,46 @@ impl Pool {
 }
 
 async fn connect_postgres(url: &str, max_connections: u32, migrator: &Migrator) -> Result<Pool> {
+    let options = PgConnectOptions::from_str(url)?;
+    if let Some(schema) = search_path_schema(&options) {
+        create_schema(&options, &schema).await?;
+    }
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(ACQUIRE_TIMEOUT)
-        .connect_with(PgConnectOptions::from_str(url)?)
+        .connect_with(options)
         .await?;
     migrator.run(&pool).await?;
     Ok(Pool::Postgres(pool))
+}
+
+/// The schema a URL selects with `options[search_path]=NAME` (or `options=-c
+/// search_path=NAME`): the first of the last `search_path` given, which is where the store's
+/// tables and its migration history are made. Several stores then share one database, each
+/// in its own schema (the archiver shards of `owlmesh up`, for one).
+fn search_path_schema(options: &PgConnectOptions) -> Option<String> {
+    let settings = options.get_options()?;
+    let path = settings
+        .split_whitespace()
+        .filter_map(|word| word.strip_prefix("search_path="))
+        .next_back()?;
+    let first = path.split(',').next()?.trim().trim_matches('"');
+    (!first.is_empty() && first != "$user").then(|| first.to_owned())
+}
+
+/// Creates `schema` when it is missing: the connection's search path names it, so the
+/// migrations that follow make their tables there.
+async fn create_schema(options: &PgConnectOptions, schema: &str) -> Result<()> {
+    use sqlx::Connection;
+    let mut connection = sqlx::PgConnection::connect_with(options).await?;
+    // An identifier cannot be bound as a parameter: quoted, with quotes doubled.
+    let quoted = schema.replace('"', "\"\"");
+    let statement = format!("CREATE SCHEMA IF NOT EXISTS \"{quoted}\"");
+    sqlx::query(sqlx::AssertSqlSafe(statement))
+        .execute(&mut connection)
+        .await?;
+    connection.close().await?;
+    Ok(())
 }
 
 async fn connect_sqlite(
@@ -205,4 +238,27 @@ async fn connect_sqlite(
             .await?
     };
     Ok(Pool::Sqlite { writer, reader })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema_of(url: &str) -> Option<String> {
+        search_path_schema(&PgConnectOptions::from_str(url).unwrap())
+    }
+
+    #[test]
+    fn the_schema_is_the_first_of_the_last_search_path_given() {
+        let server = "postgres://owlmesh@db.internal:5432/owlmesh";
+        assert_eq!(schema_of(server), None);
+        let encoded = format!("{server}?options=-c%20search_path%3Darchive_1");
+        assert_eq!(schema_of(&encoded).as_deref(), Some("archive_1"));
+        let bracketed = format!("{server}?options[search_path]=archive_0,public");
+        assert_eq!(schema_of(&bracketed).as_deref(), Some("archive_0"));
+        let twice = format!("{bracketed}&options=-c%20search_path%3Darchive_2");
+        assert_eq!(schema_of(&twice).as_deref(), Some("archive_2"));
+        let user = format!("{server}?options[search_path]=$user");
+        assert_eq!(schema_of(&user), None);
+    }
 }
