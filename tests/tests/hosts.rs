@@ -13,12 +13,13 @@
 
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use owlmesh_proto::v1::directory_client::DirectoryClient;
 use owlmesh_proto::v1::dispatcher_client::DispatcherClient;
-use owlmesh_proto::v1::{Job, JobRequest};
+use owlmesh_proto::v1::{Job, JobRequest, ListRequest};
 use owlmesh_site::{CatalogueJob, Site, SiteConfig};
 use owlmesh_tests::eventually;
 use support::mesh::{LEASE_TTL, Placement, TestMesh, Topology};
@@ -33,6 +34,9 @@ const CRAWL_DEADLINE: Duration = Duration::from_secs(45);
 
 /// Hosts of the site (listeners on the root namespace's bridge address).
 const SITE_HOSTS: usize = 3;
+
+/// Requests the job allows in flight per site host.
+const CONCURRENCY_PER_HOST: usize = 2;
 
 /// Every host of a test's network, one service each.
 const HOSTS: [&str; 7] = [
@@ -101,7 +105,7 @@ impl Crawl {
         .await
         .unwrap();
         let job = CatalogueJob {
-            concurrency_per_host: 2,
+            concurrency_per_host: CONCURRENCY_PER_HOST as u32,
             ..CatalogueJob::default()
         };
         let job = mesh
@@ -165,6 +169,25 @@ impl Crawl {
         .await
     }
 
+    /// The scraper that owns `host` on the directory's ring, by index.
+    async fn owner_of(&self, host: &str) -> usize {
+        let route = self.mesh.cli_json(&["route", "scraper", host]).await;
+        let route = route.unwrap();
+        let id = route["id"].as_str().unwrap();
+        id.strip_prefix("scraper-").unwrap().parse().unwrap()
+    }
+
+    /// The site's hosts that scraper `index` owns on the directory's ring.
+    async fn hosts_of(&self, index: usize) -> Vec<String> {
+        let mut owned = Vec::new();
+        for host in self.site.hosts() {
+            if self.owner_of(&host).await == index {
+                owned.push(host);
+            }
+        }
+        owned
+    }
+
     /// The export holds every product of the site exactly once, and nothing else.
     async fn assert_catalogue_exported_once(&self) {
         let items = self.mesh.export(&self.job, false).await.unwrap();
@@ -201,6 +224,25 @@ impl Crawl {
             "not in the catalogue: {unexpected:?}"
         );
     }
+}
+
+/// Ids of the live instances of `kind` in the directory (an error while it is away).
+async fn live_ids(mesh: &TestMesh, kind: &str) -> anyhow::Result<BTreeSet<String>> {
+    let address = format!("http://{}", mesh.directory_address());
+    let mut client = DirectoryClient::new(support::channel(address).await?);
+    let request = ListRequest { kind: kind.into() };
+    let list = tokio::time::timeout(Duration::from_secs(1), client.list(request)).await??;
+    Ok(list
+        .into_inner()
+        .instances
+        .into_iter()
+        .map(|instance| instance.id)
+        .collect())
+}
+
+/// Whether the directory lists `id` of `kind` (false while it is away).
+async fn is_listed(mesh: &TestMesh, kind: &str, id: &str) -> bool {
+    live_ids(mesh, kind).await.is_ok_and(|ids| ids.contains(id))
 }
 
 /// A counter of a process's stats, 0 when it does not answer in time.
@@ -288,5 +330,114 @@ async fn the_standby_leads_within_a_lease_ttl_and_a_heartbeat_when_the_primary_h
 
     let took = crawl.wait_done().await;
     println!("crawl done {took:?} after the failover");
+    crawl.assert_catalogue_exported_once().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scraper_host_cut_off_past_its_lease_loses_its_work_and_hosts_and_gets_them_back() {
+    let _serial = SERIAL.lock().await;
+    let test = "a_scraper_host_cut_off_past_its_lease_loses_its_work_and_hosts_and_gets_them_back";
+    let Some(crawl) = Crawl::start(test, 1500).await else {
+        return;
+    };
+    crawl.wait_progress(0.2).await;
+    // The ring may give one scraper every host of the site: cut off one that has some.
+    let mut cut = 0;
+    let mut owned = crawl.hosts_of(cut).await;
+    if owned.is_empty() {
+        cut = 1;
+        owned = crawl.hosts_of(cut).await;
+    }
+    let other = 1 - cut;
+    let name = format!("scraper-{cut}");
+    let primary = &crawl.mesh.dispatchers[0];
+    let returned = |process| async move {
+        counter_of(process, "leases_released").await + counter_of(process, "leases_expired").await
+    };
+    let returned_before = returned(primary).await;
+
+    crawl.network.cut(&name).unwrap();
+    let cut_at = Instant::now();
+    let mesh = &crawl.mesh;
+    let name_ref = name.as_str();
+    let dropped = eventually(
+        CRAWL_DEADLINE,
+        "the directory drops the scraper",
+        || async move { !is_listed(mesh, "scraper", name_ref).await },
+    )
+    .await;
+    println!("cut-off {name} left the directory {dropped:?} after its link went down");
+    assert!(
+        dropped <= LEASE_TTL + HEARTBEAT,
+        "dropped after {dropped:?}"
+    );
+    let crawl_ref = &crawl;
+    let owned_ref = &owned;
+    eventually(
+        CRAWL_DEADLINE,
+        "its hosts move to the other scraper",
+        || async move {
+            for host in owned_ref {
+                if crawl_ref.owner_of(host).await != other {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+    eventually(CRAWL_DEADLINE, "its leases are returned", || async move {
+        returned(primary).await > returned_before
+    })
+    .await;
+    let moved_at = cut_at.elapsed();
+    // The others fetch its hosts meanwhile.
+    let fetched = |index: usize| counter_of(&crawl_ref.mesh.scrapers[index], "pages_fetched");
+    let other_before = fetched(other).await;
+    eventually(CRAWL_DEADLINE, "the other scraper fetches", || async move {
+        fetched(other).await > other_before
+    })
+    .await;
+    // Cut off for longer than a lease TTL, well past the moment it was dropped.
+    tokio::time::sleep_until((cut_at + LEASE_TTL * 2).into()).await;
+
+    crawl.network.join(&name).unwrap();
+    let joined_at = Instant::now();
+    let back = eventually(CRAWL_DEADLINE, "it registers again", || async move {
+        is_listed(mesh, "scraper", name_ref).await
+    })
+    .await;
+    eventually(CRAWL_DEADLINE, "its hosts move back", || async move {
+        for host in owned_ref {
+            if crawl_ref.owner_of(host).await != cut {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    println!(
+        "{name} cut off for {:?}: its hosts {owned:?} moved and its leases returned {moved_at:?} \
+         after the cut; back in the directory {back:?} after its link came up, hosts moved back",
+        joined_at - cut_at
+    );
+
+    let took = crawl.wait_done().await;
+    let stale = counter_of(primary, "stale_outcomes").await
+        + counter_of(&crawl.mesh.dispatchers[1], "stale_outcomes").await;
+    println!("crawl done {took:?} after it came back; {stale} stale outcomes ignored");
+    let in_flight: Vec<usize> = (0..SITE_HOSTS)
+        .map(|host| crawl.site.max_in_flight(host))
+        .collect();
+    println!("most requests in flight per site host: {in_flight:?}");
+    // Each scraper keeps the job's limit on a host it fetches; while the returning scraper
+    // still fetches assignments it held when it was cut off (their leases reissued) and the
+    // hosts move back, two scrapers may fetch one host at once (docs/faults.md).
+    for (host, most) in in_flight.iter().enumerate() {
+        assert!(
+            *most <= 2 * CONCURRENCY_PER_HOST,
+            "site host {host} had {most} requests in flight"
+        );
+    }
     crawl.assert_catalogue_exported_once().await;
 }
