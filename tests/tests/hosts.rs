@@ -24,7 +24,7 @@ use owlmesh_site::{CatalogueJob, Site, SiteConfig};
 use owlmesh_tests::eventually;
 use support::mesh::{LEASE_TTL, Placement, TestMesh, Topology};
 use support::netns::Network;
-use support::{OwlmeshProcess, counter};
+use support::{OwlmeshProcess, counter, queue};
 
 /// One test at a time (see the file's header).
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -34,6 +34,9 @@ const CRAWL_DEADLINE: Duration = Duration::from_secs(45);
 
 /// Hosts of the site (listeners on the root namespace's bridge address).
 const SITE_HOSTS: usize = 3;
+
+/// How often a test samples the scrapers' outboxes while a host is cut off.
+const SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Requests the job allows in flight per site host.
 const CONCURRENCY_PER_HOST: usize = 2;
@@ -169,6 +172,11 @@ impl Crawl {
         .await
     }
 
+    /// URLs done so far (0 while no dispatcher answers).
+    async fn done(&self) -> u64 {
+        self.job().await.map_or(0, |job| job.done)
+    }
+
     /// The scraper that owns `host` on the directory's ring, by index.
     async fn owner_of(&self, host: &str) -> usize {
         let route = self.mesh.cli_json(&["route", "scraper", host]).await;
@@ -186,6 +194,24 @@ impl Crawl {
             }
         }
         owned
+    }
+
+    /// The deepest outbox of the scrapers that answer, each checked against its capacity.
+    async fn deepest_outbox(&self) -> u64 {
+        let mut deepest = 0;
+        for scraper in &self.mesh.scrapers {
+            let stats = tokio::time::timeout(Duration::from_secs(1), scraper.stats()).await;
+            if let Ok(Ok(stats)) = stats {
+                let (depth, capacity) = queue(&stats, "outbox");
+                assert!(
+                    depth <= capacity,
+                    "{}: outbox {depth} > {capacity}",
+                    stats.id
+                );
+                deepest = deepest.max(depth);
+            }
+        }
+        deepest
     }
 
     /// The export holds every product of the site exactly once, and nothing else.
@@ -439,5 +465,66 @@ async fn a_scraper_host_cut_off_past_its_lease_loses_its_work_and_hosts_and_gets
             "site host {host} had {most} requests in flight"
         );
     }
+    crawl.assert_catalogue_exported_once().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archiver_host_cut_off_holds_the_producers_within_bounds_and_loses_nothing() {
+    let _serial = SERIAL.lock().await;
+    let test = "an_archiver_host_cut_off_holds_the_producers_within_bounds_and_loses_nothing";
+    let Some(crawl) = Crawl::start(test, 1500).await else {
+        return;
+    };
+    crawl.wait_progress(0.2).await;
+    crawl.network.cut("archiver-1").unwrap();
+    let cut_at = Instant::now();
+    let mesh = &crawl.mesh;
+    let mut deepest = 0;
+    while is_listed(mesh, "archiver", "archiver-1").await {
+        deepest = deepest.max(crawl.deepest_outbox().await);
+        tokio::time::sleep(SAMPLE_INTERVAL).await;
+        assert!(
+            cut_at.elapsed() < CRAWL_DEADLINE,
+            "archiver-1 never left the directory"
+        );
+    }
+    let dropped = cut_at.elapsed();
+    println!("cut-off archiver-1 left the directory {dropped:?} after its link went down");
+    assert!(
+        dropped <= LEASE_TTL + HEARTBEAT,
+        "dropped after {dropped:?}"
+    );
+    let done_at_drop = crawl.done().await;
+    // Cut off for longer than a lease TTL: its keys are the other archiver's meanwhile.
+    while cut_at.elapsed() < LEASE_TTL * 2 {
+        deepest = deepest.max(crawl.deepest_outbox().await);
+        tokio::time::sleep(SAMPLE_INTERVAL).await;
+    }
+    let done_during = crawl.done().await - done_at_drop;
+    assert!(done_during > 0, "the crawl stood still without archiver-1");
+
+    crawl.network.join("archiver-1").unwrap();
+    let joined_at = Instant::now();
+    let back = eventually(CRAWL_DEADLINE, "it registers again", || async move {
+        is_listed(mesh, "archiver", "archiver-1").await
+    })
+    .await;
+    let crawl_ref = &crawl;
+    let done = eventually(CRAWL_DEADLINE, "the job is done", || async move {
+        crawl_ref.job().await.is_some_and(|job| job.state == "done")
+    })
+    .await;
+    let drained = eventually(
+        CRAWL_DEADLINE,
+        "the scrapers' outboxes drain",
+        || async move { crawl_ref.deepest_outbox().await == 0 },
+    )
+    .await;
+    println!(
+        "archiver-1 cut off for {:?}: {done_during} URLs done meanwhile, deepest scraper outbox \
+         {deepest}; back {back:?} after its link came up, crawl done {done:?} later, outboxes \
+         empty {drained:?} after that",
+        joined_at - cut_at
+    );
     crawl.assert_catalogue_exported_once().await;
 }
