@@ -528,3 +528,48 @@ async fn an_archiver_host_cut_off_holds_the_producers_within_bounds_and_loses_no
     );
     crawl.assert_catalogue_exported_once().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_host_cut_off_leaves_the_crawl_going_on_cached_membership() {
+    let _serial = SERIAL.lock().await;
+    let test = "a_directory_host_cut_off_leaves_the_crawl_going_on_cached_membership";
+    let Some(crawl) = Crawl::start(test, 1500).await else {
+        return;
+    };
+    crawl.wait_progress(0.2).await;
+    let done_before = crawl.done().await;
+    crawl.network.cut("directory").unwrap();
+    let cut_at = Instant::now();
+    // Cut off for longer than a lease TTL: every lease the directory gave has run out.
+    tokio::time::sleep_until((cut_at + LEASE_TTL + HEARTBEAT * 2).into()).await;
+    let done_during = crawl.done().await - done_before;
+    let primary = &crawl.mesh.dispatchers[0];
+    assert_eq!(role(primary).await, "primary", "the primary kept leading");
+    println!(
+        "{done_during} URLs done during {:?} without the directory",
+        cut_at.elapsed()
+    );
+    assert!(done_during > 0, "the crawl stopped without the directory");
+
+    crawl.network.join("directory").unwrap();
+    let joined_at = Instant::now();
+    let mesh = &crawl.mesh;
+    let expected = mesh.expected_instances();
+    let whole = eventually(
+        CRAWL_DEADLINE,
+        "every instance is listed again",
+        || async move {
+            live_ids(mesh, "")
+                .await
+                .is_ok_and(|ids| ids.len() == expected)
+        },
+    )
+    .await;
+    println!(
+        "membership whole {whole:?} after the directory's link came up ({:?} cut off)",
+        joined_at - cut_at
+    );
+    let took = crawl.wait_done().await;
+    println!("crawl done {took:?} later");
+    crawl.assert_catalogue_exported_once().await;
+}
