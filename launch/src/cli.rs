@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use owlmesh_archiver::Durability;
 use owlmesh_egress::{EgressGuard, IpNet};
 
 /// Where the directory listens unless told otherwise.
@@ -83,6 +84,22 @@ impl Command {
             | Self::Up(_) => None,
         }
     }
+
+    /// The TLS options of a service or a command; `up` settles its own.
+    pub(crate) fn tls(&self) -> Option<(&TlsOptions, TlsSide)> {
+        let service = |options| Some((options, TlsSide::Service));
+        match self {
+            Self::Directory(options) => service(&options.tls),
+            Self::Dispatcher(options) => service(&options.service.tls),
+            Self::Scraper(options) => service(&options.service.tls),
+            Self::Archiver(options) => service(&options.service.tls),
+            Self::Monitoring(options) => service(&options.service.tls),
+            Self::Up(_) => None,
+            Self::Job(_) | Self::Export(_) | Self::Services(_) | Self::Route(_) | Self::Try(_) => {
+                self.client().map(|client| (&client.tls, TlsSide::Command))
+            }
+        }
+    }
 }
 
 /// Options of every command that talks to a running mesh.
@@ -96,6 +113,42 @@ pub(crate) struct ClientOptions {
     pub(crate) json: bool,
     #[command(flatten)]
     pub(crate) tokens: TokenOptions,
+    #[command(flatten)]
+    pub(crate) tls: TlsOptions,
+}
+
+/// TLS: a service's certificate, key and the CA its callers must be signed by; a
+/// command's CA to trust and the certificate it presents. Without any, a command uses
+/// `./owlmesh-data/tls/` when it exists (what `owlmesh up --tls` makes), else plain HTTP/2.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct TlsOptions {
+    /// Certificate chain (PEM): a service serves with it; both services and commands
+    /// present it to servers that require client certificates. Needs --tls-key.
+    #[arg(long, global = true, env = "OWLMESH_TLS_CERT", value_name = "FILE")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, global = true, env = "OWLMESH_TLS_KEY", value_name = "FILE")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// CA certificate (PEM): servers' certificates must be signed by it, and a service
+    /// given it requires every caller to present a certificate it signed (mutual TLS).
+    #[arg(long, global = true, env = "OWLMESH_TLS_CA", value_name = "FILE")]
+    pub(crate) tls_ca: Option<PathBuf>,
+}
+
+impl TlsOptions {
+    /// Whether any of the three was given.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.tls_cert.is_none() && self.tls_key.is_none() && self.tls_ca.is_none()
+    }
+}
+
+/// Which end of connections a process's TLS options are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TlsSide {
+    /// A service: serves, and calls the other members.
+    Service,
+    /// A command: only calls.
+    Command,
 }
 
 /// The token a command sends. Without either flag, `./owlmesh-data/token` when it exists
@@ -245,6 +298,8 @@ pub(crate) struct DirectoryOptions {
     pub(crate) lease_ttl: Duration,
     #[command(flatten)]
     pub(crate) auth: ServiceTokenOptions,
+    #[command(flatten)]
+    pub(crate) tls: TlsOptions,
 }
 
 /// Options every mesh service takes.
@@ -253,6 +308,11 @@ pub(crate) struct ServiceOptions {
     /// Address to serve gRPC on; port 0 picks a free port (the bound address is printed).
     #[arg(long, env = "OWLMESH_LISTEN", default_value = "127.0.0.1:0")]
     pub(crate) listen: SocketAddr,
+    /// The address other hosts reach this service at, registered in the directory
+    /// (default: the --listen address, which then may not be 0.0.0.0 or [::]); port 0
+    /// stands for the port bound.
+    #[arg(long, env = "OWLMESH_ADVERTISE", value_name = "HOST:PORT", value_parser = parse_advertise)]
+    pub(crate) advertise: Option<String>,
     /// Directory address(es), comma-separated.
     #[arg(long, env = "OWLMESH_DIRECTORY", default_value = DEFAULT_DIRECTORY_LISTEN, value_delimiter = ',')]
     pub(crate) directory: Vec<String>,
@@ -265,12 +325,27 @@ pub(crate) struct ServiceOptions {
     pub(crate) data_dir: PathBuf,
     #[command(flatten)]
     pub(crate) auth: ServiceTokenOptions,
+    #[command(flatten)]
+    pub(crate) tls: TlsOptions,
+}
+
+/// What a service that stores (a dispatcher, an archiver) promises of an acknowledged write.
+#[derive(Debug, Clone, Copy, Args)]
+pub(crate) struct DurabilityOptions {
+    /// What an acknowledged write survives: `process-crash` (a killed process, not a power
+    /// loss: SQLite synchronous=NORMAL, files left to the page cache) or `power-loss`
+    /// (SQLite synchronous=FULL, JSON-lines files flushed to disk before each
+    /// acknowledgement). See docs/security.md.
+    #[arg(long, env = "OWLMESH_DURABILITY", value_name = "LEVEL", default_value_t = Durability::default())]
+    pub(crate) durability: Durability,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct DispatcherOptions {
     #[command(flatten)]
     pub(crate) service: ServiceOptions,
+    #[command(flatten)]
+    pub(crate) durability: DurabilityOptions,
     /// Failover order: the live dispatcher with the lowest priority dispatches.
     #[arg(long, env = "OWLMESH_PRIORITY", default_value_t = 0)]
     pub(crate) priority: i32,
@@ -334,6 +409,8 @@ impl EgressOptions {
 pub(crate) struct ArchiverOptions {
     #[command(flatten)]
     pub(crate) service: ServiceOptions,
+    #[command(flatten)]
+    pub(crate) durability: DurabilityOptions,
     /// Networks webhooks may be delivered into.
     #[command(flatten)]
     pub(crate) egress: EgressOptions,
@@ -353,6 +430,12 @@ pub(crate) struct ArchiverOptions {
 
 /// The data folder unless told otherwise.
 pub(crate) const DEFAULT_DATA_DIR: &str = "./owlmesh-data";
+
+/// Parses `--advertise`: `host:port`, port 0 for the port bound.
+fn parse_advertise(text: &str) -> Result<String, String> {
+    owlmesh_mesh::check_advertise(text)?;
+    Ok(text.to_owned())
+}
 
 /// Parses "500ms", "3s", "1m" and the like.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {

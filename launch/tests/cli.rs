@@ -26,6 +26,36 @@ fn an_unknown_flag_is_named_and_fails() {
 }
 
 #[test]
+fn an_unknown_durability_level_is_named_with_the_levels_there_are() {
+    for service in ["dispatcher", "archiver", "up"] {
+        let output = owlmesh(&[service, "--durability", "fsync"]);
+        assert!(!output.status.success(), "{service}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("must be power-loss or process-crash, not \"fsync\""),
+            "{service}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn up_takes_only_postgresql_for_its_databases_and_says_sqlite_is_the_default() {
+    for flag in ["--database", "--archive-database"] {
+        for url in ["sqlite://frontier.sqlite3", "frontier.sqlite3"] {
+            let output = owlmesh(&["up", flag, url]);
+            assert!(!output.status.success(), "{flag} {url}");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                stderr.contains(flag)
+                    && stderr.contains(&format!("{url:?} is not a postgres:// URL"))
+                    && stderr.contains("leave the flag out for SQLite"),
+                "{flag} {url}: {stderr}"
+            );
+        }
+    }
+}
+
+#[test]
 fn a_port_in_use_is_reported_with_the_address() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap().to_string();

@@ -61,8 +61,8 @@ pub use series::SeriesMetric;
 pub use snapshot::{JobView, SeriesView, Snapshot, Totals};
 pub use telemetry::MONITORING_KIND;
 
-pub use node::MonitoringNode;
 pub use https::MAX_PENDING_HANDSHAKES;
+pub use node::MonitoringNode;
 pub use page_safety::MAX_EVENT_STREAMS;
 
 /// Serves the dashboard over HTTP on `listener` and joins the mesh as kind `monitoring`,

@@ -10,6 +10,7 @@ pub(crate) async fn run(options: ArchiverOptions) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::on_signal()?;
     let service = options.service;
     crate::identity::install_for_service(&service.auth, &service.data_dir)?;
+    super::check_dialable(service.listen, service.advertise.as_deref())?;
     let listener = super::bind("archiver", service.listen).await?;
     let id = super::instance_id("archiver", service.id, &listener);
     let mut archive = ArchiveConfig::with_data_dir(&service.data_dir);
@@ -18,10 +19,12 @@ pub(crate) async fn run(options: ArchiverOptions) -> anyhow::Result<()> {
     archive.webhooks.urls = options.webhooks;
     archive.webhooks.egress = options.egress.guard();
     archive.jsonl_files = !options.no_jsonl;
+    archive.durability = options.durability.durability;
     archive.validate()?;
     let config = ArchiverConfig {
         id,
         directories: service.directory,
+        advertise: service.advertise,
         archive,
     };
     info!(?config, "starting archiver");

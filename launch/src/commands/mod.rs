@@ -28,6 +28,18 @@ pub(crate) async fn bind(kind: &str, address: SocketAddr) -> anyhow::Result<TcpL
     Ok(listener)
 }
 
+/// Refuses, before anything starts, a service whose registered address nobody could dial:
+/// one listening on an unspecified address (0.0.0.0 or [::]) without `--advertise`.
+pub(crate) fn check_dialable(listen: SocketAddr, advertise: Option<&str>) -> anyhow::Result<()> {
+    if advertise.is_none() && listen.ip().is_unspecified() {
+        anyhow::bail!(
+            "--listen {listen} is not an address others can dial: give --advertise HOST:PORT, \
+             the address other hosts reach this service at"
+        );
+    }
+    Ok(())
+}
+
 /// The instance id: the one given, or the kind and the bound port.
 pub(crate) fn instance_id(kind: &str, given: Option<String>, listener: &TcpListener) -> String {
     given.unwrap_or_else(|| {

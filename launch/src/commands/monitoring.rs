@@ -45,6 +45,7 @@ pub(crate) async fn run(options: MonitoringOptions) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::on_signal()?;
     let service = options.service;
     crate::identity::install_for_service(&service.auth, &service.data_dir)?;
+    super::check_dialable(service.listen, service.advertise.as_deref())?;
     let listener = super::bind("monitoring", service.listen).await?;
     let scheme = match owlmesh_mesh::tls::setting().server {
         Some(_) => "https",
@@ -54,6 +55,7 @@ pub(crate) async fn run(options: MonitoringOptions) -> anyhow::Result<()> {
     let config = MonitoringConfig {
         id: super::instance_id("monitoring", service.id, &listener),
         directories: service.directory,
+        advertise: service.advertise,
         poll_interval: options.poll_interval,
         poll_timeout: options.poll_timeout,
         gone_after: options.gone_after,

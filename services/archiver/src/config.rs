@@ -36,6 +36,10 @@ pub struct ArchiverConfig {
     pub id: String,
     /// Directory addresses.
     pub directories: Vec<String>,
+    /// The address others dial, registered in the directory (`host:port`; port 0 for the
+    /// port bound); `None` registers the listener's address. See
+    /// [`owlmesh_mesh::MemberConfig::advertise`].
+    pub advertise: Option<String>,
     /// The archive itself.
     pub archive: ArchiveConfig,
 }

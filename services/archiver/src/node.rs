@@ -40,7 +40,7 @@ impl ArchiverNode {
             id: config.id,
             priority: 0,
             directories: config.directories,
-            advertise: None,
+            advertise: config.advertise,
             labels: Default::default(),
         };
         let member = MeshMember::join(server, listener, member).await?;

@@ -5,7 +5,11 @@
 //! The children are the same `owlmesh` executable with a subcommand. Each prints where it
 //! listens on stdout and logs to `<data-dir>/logs/<id>.log`; each knows this process's id and
 //! leaves when it is gone, so no child outlives `owlmesh up`, however it ends.
+//!
+//! With `--tls` every child serves and calls over mutual TLS, with certificates of a
+//! private CA that `up` keeps in `<data-dir>/tls/` (see [`certificates`]).
 
+mod certificates;
 mod child;
 mod console;
 mod demo;
@@ -27,12 +31,16 @@ use tokio::process::Command;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use self::certificates::MeshCertificates;
 use self::child::Launcher;
 use self::console::Console;
 use self::demo::{DemoContext, DemoOutcome};
 use self::plan::{Kind, MeshShape};
 use self::supervisor::Supervisor;
-use crate::cli::{DEFAULT_DATA_DIR, DEFAULT_DIRECTORY_LISTEN, EgressOptions, ServiceTokenOptions};
+use crate::cli::{
+    DEFAULT_DATA_DIR, DEFAULT_DIRECTORY_LISTEN, DurabilityOptions, EgressOptions,
+    ServiceTokenOptions,
+};
 use crate::demo::{DEFAULT_PRODUCTS, MAX_PRODUCTS, start_shop};
 use crate::telemetry::TraceOptions;
 
@@ -75,6 +83,23 @@ pub(crate) struct UpOptions {
     /// demo's own loopback addresses are added with `--demo`.
     #[command(flatten)]
     pub(crate) egress: EgressOptions,
+    /// What the dispatchers and archivers promise of an acknowledged write.
+    #[command(flatten)]
+    pub(crate) durability: DurabilityOptions,
+    /// The dispatchers' shared frontier in PostgreSQL: a postgres:// URL (default: SQLite,
+    /// frontier.sqlite3 in the data folder).
+    #[arg(long, env = "OWLMESH_DATABASE", value_name = "URL", value_parser = parse_postgres_url)]
+    pub(crate) database: Option<String>,
+    /// The archive in PostgreSQL: a postgres:// URL; archiver shard N keeps its tables in
+    /// schema archive_N of that database, created if missing (default: SQLite,
+    /// archive-N.sqlite in the data folder).
+    #[arg(long, env = "OWLMESH_ARCHIVE_DATABASE", value_name = "URL", value_parser = parse_postgres_url)]
+    pub(crate) archive_database: Option<String>,
+    /// Serve and call over mutual TLS: a private CA and a certificate per service in
+    /// <data-dir>/tls (the CA is kept across runs), and one that commands run from this
+    /// folder use by themselves.
+    #[arg(long)]
+    pub(crate) tls: bool,
     /// Also serve the bundled demo website on loopback and crawl it.
     #[arg(long)]
     pub(crate) demo: bool,
@@ -134,6 +159,8 @@ struct Setting {
     dashboard: Option<String>,
     /// How the children prove who they are.
     tokens: MeshTokens,
+    /// The certificates of `--tls`.
+    certificates: Option<MeshCertificates>,
 }
 
 /// The mesh's tokens, settled before anything starts.
@@ -184,11 +211,26 @@ impl MeshTokens {
         Ok(settled)
     }
 
-    /// The dashboard's address with the token a browser brings once, `/?token=…`.
-    fn dashboard_link(&self, address: SocketAddr) -> String {
+    /// The dashboard's address with the token a browser brings once, `/?token=…`; `https`
+    /// when the dashboard has a certificate.
+    fn dashboard_link(&self, address: SocketAddr, tls: bool) -> String {
+        let scheme = if tls { "https" } else { "http" };
         match (&self.own, self.insecure) {
-            (Some(token), false) => format!("http://{address}/?token={token}"),
-            _ => format!("http://{address}/"),
+            (Some(token), false) => format!("{scheme}://{address}/?token={token}"),
+            _ => format!("{scheme}://{address}/"),
+        }
+    }
+
+    /// The header grpcurl sends these tokens with, as a shell reads it.
+    fn grpcurl_header(&self) -> Option<String> {
+        match (&self.given, &self.file) {
+            _ if self.insecure => None,
+            (Some(_), _) => Some("authorization: Bearer $OWLMESH_TOKEN".to_owned()),
+            (None, Some(file)) => Some(format!(
+                "authorization: Bearer $(grep -v '^#' {} | head -1)",
+                file.display()
+            )),
+            (None, None) => None,
         }
     }
 
@@ -227,6 +269,15 @@ impl Setting {
     async fn prepare(options: &UpOptions) -> anyhow::Result<Self> {
         let data_dir = prepare_data_dir(&options.data_dir)?;
         let tokens = MeshTokens::settle(&options.auth, &data_dir)?;
+        let certificates = match options.tls {
+            true => {
+                let listen = [options.directory_listen, options.dashboard_listen];
+                let (certificates, own) = MeshCertificates::prepare(&data_dir, &listen)?;
+                owlmesh_mesh::tls::install(own);
+                Some(certificates)
+            }
+            false => None,
+        };
         ensure_free(options.directory_listen, "--directory-listen").await?;
         let executable = std::env::current_exe().context("cannot find the owlmesh executable")?;
         let dashboard = dashboard_help(&executable).await;
@@ -238,6 +289,7 @@ impl Setting {
             executable,
             dashboard,
             tokens,
+            certificates,
         })
     }
 }
@@ -260,18 +312,29 @@ async fn run_mesh(
         archivers: options.archivers,
         data_dir: setting.data_dir.clone(),
         allowed_networks,
+        durability: options.durability.durability,
+        frontier_database: options.database.clone(),
+        archive_database: options.archive_database.clone(),
     };
-    start_mesh(supervisor, options, &mesh, setting.dashboard.as_deref()).await?;
+    start_mesh(supervisor, options, &mesh, setting).await?;
     let console = supervisor.console().clone();
-    print_table(
-        &console,
-        supervisor,
-        &setting.data_dir,
-        setting.dashboard.is_some(),
-        &setting.tokens,
-    );
+    print_table(&console, supervisor, setting, &mesh);
     let demo = site.map(|site| spawn_demo(site, supervisor, options, &setting.data_dir, &console));
     supervise(supervisor, demo, shutdown, options, &console).await
+}
+
+/// Parses `--database` and `--archive-database`: only PostgreSQL, SQLite being the default.
+fn parse_postgres_url(text: &str) -> Result<String, String> {
+    let not_postgres = || {
+        format!(
+            "{text:?} is not a postgres:// URL (leave the flag out for SQLite in the data folder)"
+        )
+    };
+    let url = url::Url::parse(text).map_err(|_| not_postgres())?;
+    match url.scheme() {
+        "postgres" | "postgresql" if url.has_host() => Ok(text.to_owned()),
+        _ => Err(not_postgres()),
+    }
 }
 
 /// Checks the options that clap cannot.
@@ -338,24 +401,41 @@ async fn dashboard_help(executable: &Path) -> Option<String> {
         .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-/// The directory, then the services pointed at it, then the dashboard.
+/// The directory, then the services pointed at it, then the dashboard; each with its
+/// certificate under `--tls`.
 async fn start_mesh(
     supervisor: &mut Supervisor,
     options: &UpOptions,
     mesh: &MeshShape,
-    dashboard: Option<&str>,
+    setting: &Setting,
 ) -> anyhow::Result<()> {
+    let with_certificates = |mut specs: Vec<plan::ChildSpec>| -> anyhow::Result<_> {
+        if let Some(certificates) = &setting.certificates {
+            certificates.attach(&mut specs)?;
+        }
+        Ok(specs)
+    };
     supervisor
-        .start(vec![plan::directory(options.directory_listen)])
+        .start(with_certificates(vec![plan::directory(
+            options.directory_listen,
+        )])?)
         .await?;
     let directory = supervisor
         .address_of(Kind::Directory)
         .context("the directory did not start")?;
-    supervisor.start(plan::services(mesh, directory)).await?;
-    if let Some(help) = dashboard {
+    let directory = plan::dialable(directory);
+    supervisor
+        .start(with_certificates(plan::services(mesh, directory))?)
+        .await?;
+    if let Some(help) = setting.dashboard.as_deref() {
         let spec = plan::monitoring(options.dashboard_listen, directory, &mesh.data_dir, help);
+        // A dashboard of a build without TLS flags still serves the page, over HTTP.
+        let spec = match help.contains("--tls-cert") {
+            true => with_certificates(vec![spec])?,
+            false => vec![spec],
+        };
         // The mesh crawls without its dashboard: say why it is missing and carry on.
-        if let Err(error) = supervisor.start(vec![spec]).await {
+        if let Err(error) = supervisor.start(spec).await {
             supervisor
                 .console()
                 .line(format!("the dashboard did not start: {error:#}"));
@@ -364,14 +444,11 @@ async fn start_mesh(
     Ok(())
 }
 
-/// Where everything listens, where the logs go, and the dashboard's URL.
-fn print_table(
-    console: &Console,
-    supervisor: &Supervisor,
-    data_dir: &Path,
-    dashboard: bool,
-    tokens: &MeshTokens,
-) {
+/// Where everything listens, where the logs go, the dashboard's URL, and how to call the
+/// mesh.
+fn print_table(console: &Console, supervisor: &Supervisor, setting: &Setting, mesh: &MeshShape) {
+    let (data_dir, tokens) = (&setting.data_dir, &setting.tokens);
+    let dashboard = setting.dashboard.is_some();
     let listings = supervisor.listings();
     console.line(format!(
         "owlmesh is up: {} processes on this machine, data in {}",
@@ -382,6 +459,9 @@ fn print_table(
         "logs (each child's stderr) in {}",
         supervisor.log_path("<id>").display()
     ));
+    for line in mesh.storage() {
+        console.line(line);
+    }
     console.line(format!("  {:<11} {:<14} {}", "KIND", "ID", "LISTENS ON"));
     for listing in &listings {
         console.line(format!(
@@ -392,7 +472,17 @@ fn print_table(
         ));
     }
     match supervisor.address_of(Kind::Monitoring) {
-        Some(address) => console.line(format!("dashboard: {}", tokens.dashboard_link(address))),
+        Some(address) => {
+            let https = setting.certificates.is_some()
+                && setting
+                    .dashboard
+                    .as_deref()
+                    .is_some_and(|help| help.contains("--tls-cert"));
+            console.line(format!(
+                "dashboard: {}",
+                tokens.dashboard_link(address, https)
+            ));
+        }
         None if dashboard => console.line("dashboard: not running (see above)"),
         None => console.line("dashboard: not available in this build (no `owlmesh monitoring`)"),
     }
@@ -403,6 +493,25 @@ fn print_table(
         ));
     }
     console.line(tokens.describe());
+    match (&setting.certificates, directory) {
+        (Some(certificates), Some(directory)) => {
+            let header = tokens.grpcurl_header();
+            for line in certificates.describe(directory, header.as_deref()) {
+                console.line(line);
+            }
+        }
+        _ => {
+            let leftover = data_dir.join(crate::identity::TLS_FOLDER);
+            if leftover.join(crate::identity::CA_CERTIFICATE_FILE).exists() {
+                console.line(format!(
+                    "note: {} holds certificates of an earlier `owlmesh up --tls`; commands run \
+                     from this folder would use TLS with this mesh, which has none: start with \
+                     --tls, or remove that folder",
+                    leftover.display()
+                ));
+            }
+        }
+    }
     console.line("press Ctrl-C to stop the mesh");
 }
 
