@@ -1,6 +1,7 @@
 //! `owlmesh up` as a person runs it: the whole mesh as child processes, the demo crawl to its
-//! checked end, Ctrl-C stopping every child, a busy port named in one line, and children
-//! that leave on their own when `owlmesh up` is killed.
+//! checked end (on SQLite, and on PostgreSQL when a server is given), Ctrl-C stopping every
+//! child, a busy port named in one line, and children that leave on their own when
+//! `owlmesh up` is killed.
 
 mod support;
 
@@ -365,6 +366,136 @@ async fn the_demo_crawls_every_product_and_ctrl_c_stops_every_child() {
         "{} is still in use",
         up.directory
     );
+}
+
+/// The variable naming the PostgreSQL server to test against, as the storage tests read it.
+const POSTGRES_URL_VARIABLE: &str = "OWLMESH_TEST_POSTGRES_URL";
+
+/// A database of its own on the test server for one test, or `None` (said loudly, past the
+/// harness's output capture) when no server is given.
+async fn fresh_postgres_database() -> Option<(String, String)> {
+    use sqlx::Connection as _;
+    use std::io::Write as _;
+    let Some(server) = std::env::var(POSTGRES_URL_VARIABLE)
+        .ok()
+        .filter(|url| !url.is_empty())
+    else {
+        let notice = format!(
+            "\n\n*** POSTGRESQL SKIPPED: `owlmesh up --database` was not tested; set \
+             {POSTGRES_URL_VARIABLE} (e.g. postgres://postgres@127.0.0.1:5432/test) to run it ***\n\n"
+        );
+        std::io::stderr().write_all(notice.as_bytes()).ok();
+        return None;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let name = format!("owlmesh_up_{}_{nanos}", std::process::id());
+    let mut connection = sqlx::PgConnection::connect(&server).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    connection.close().await.ok();
+    let mut url = url::Url::parse(&server).unwrap();
+    url.set_path(&name);
+    Some((server, url.to_string()))
+}
+
+/// Drops a database [`fresh_postgres_database`] made, its sessions closed first.
+async fn drop_postgres_database(server: &str, database: &str) {
+    use sqlx::Connection as _;
+    let name = url::Url::parse(database)
+        .unwrap()
+        .path()
+        .trim_start_matches('/')
+        .to_owned();
+    let mut connection = sqlx::PgConnection::connect(server).await.unwrap();
+    let statement = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+    sqlx::query(sqlx::AssertSqlSafe(statement))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    connection.close().await.ok();
+}
+
+/// Rows of `table` in `schema` of the database at `url`.
+async fn postgres_rows(url: &str, schema: &str, table: &str) -> i64 {
+    use sqlx::Connection as _;
+    let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
+    let statement = format!("SELECT count(*) FROM {schema}.{table}");
+    let (rows,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(statement))
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    connection.close().await.ok();
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_crawls_on_postgresql_with_each_archiver_in_its_schema() {
+    use futures::FutureExt as _;
+    let Some((server, database)) = fresh_postgres_database().await else {
+        return;
+    };
+    let outcome = std::panic::AssertUnwindSafe(async {
+        let data_dir = tempfile::tempdir().unwrap();
+        let products = PRODUCTS.to_string();
+        let extra = [
+            "--demo",
+            "--demo-products",
+            &products,
+            "--exit-when-done",
+            "--database",
+            &database,
+            "--archive-database",
+            &database,
+        ];
+        let mut up = Up::start(data_dir.path(), &extra);
+        let status = tokio::time::timeout(DEMO_DEADLINE + START_DEADLINE, up.child.wait())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "owlmesh up did not finish the demo:\n{}\n{}",
+                    up.output(),
+                    log_tails(data_dir.path())
+                )
+            })
+            .unwrap();
+        let output = up.output();
+        assert!(
+            status.success(),
+            "exit {status}:\n{output}\n{}",
+            log_tails(data_dir.path())
+        );
+        let shown = database.replace("postgres://", "");
+        assert!(
+            output.contains(&format!("frontier: PostgreSQL postgres://{shown}")),
+            "{output}"
+        );
+        assert!(output.contains("schemas archive_0 … archive_1"), "{output}");
+        assert!(
+            output.contains("verified: the archive holds 300 product items"),
+            "{output}"
+        );
+        // Nothing went to SQLite: the frontier and both shards are in the database.
+        for file in ["frontier.sqlite3", "archive-0.sqlite", "archive-1.sqlite"] {
+            assert!(!data_dir.path().join(file).exists(), "{file} was made");
+        }
+        let queued = postgres_rows(&database, "public", "frontier_urls").await;
+        assert!(queued > PRODUCTS as i64, "{queued} URLs in the frontier");
+        for schema in ["archive_0", "archive_1"] {
+            let pages = postgres_rows(&database, schema, "pages").await;
+            assert!(pages > 0, "no page archived in {schema}");
+        }
+    })
+    .catch_unwind()
+    .await;
+    drop_postgres_database(&server, &database).await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
 }
 
 #[tokio::test]
