@@ -5,7 +5,13 @@
 //!
 //! Run with `cargo build --release -p owlmesh && cargo bench -p owlmesh-tests --bench crawl`
 //! (`CRAWL_PAGES=N` changes the site's size; `CRAWL_AUTH=off` runs the mesh with
-//! `--insecure-no-auth`, to measure what checking tokens costs). `CRAWL_TRACE_RATIO=R` (e.g. 0.1, or 1 for
+//! `--insecure-no-auth`, to measure what checking tokens costs; `CRAWL_DURABILITY=power-loss`
+//! or `process-crash` sets the dispatchers' and archivers' `--durability`, to measure what
+//! flushing to disk costs; `CRAWL_TLS=on` runs every process and call over mutual TLS, to
+//! measure what TLS costs; `CRAWL_DATABASE=postgres://…` puts the frontier and the archive
+//! on that PostgreSQL server instead of SQLite, in a database the bench makes for the run
+//! and drops after it, the frontier in its `public` schema and each archiver in its own
+//! schema, as `owlmesh up --database --archive-database` does). `CRAWL_TRACE_RATIO=R` (e.g. 0.1, or 1 for
 //! every page) turns tracing on: every process exports its spans over OTLP to a test
 //! collector in this process, sampling a fraction R of the URLs.
 
@@ -59,7 +65,42 @@ async fn main() -> anyhow::Result<()> {
     if auth_off {
         environment.push(("OWLMESH_INSECURE_NO_AUTH", "true"));
     }
-    let mesh = TestMesh::start_with_environment(topology, &[], &[], &environment).await?;
+    // The services' own default unless CRAWL_DURABILITY names a level.
+    let durability = std::env::var("CRAWL_DURABILITY").unwrap_or_default();
+    if !durability.is_empty() {
+        environment.push(("OWLMESH_DURABILITY", durability.as_str()));
+    }
+    // SQLite unless CRAWL_DATABASE names a PostgreSQL server.
+    let database = match std::env::var("CRAWL_DATABASE") {
+        Ok(server) if !server.is_empty() => Some(BenchDatabase::create(&server).await?),
+        _ => None,
+    };
+    // The dispatchers read the frontier's URL from the environment; the archivers, each
+    // with a URL of its own, are started below.
+    let started_by_mesh = match &database {
+        Some(database) => {
+            environment.push(("OWLMESH_DATABASE", database.url.as_str()));
+            Topology {
+                archivers: 0,
+                ..topology
+            }
+        }
+        None => topology,
+    };
+    // Plain HTTP/2 unless CRAWL_TLS=on.
+    let tls = std::env::var("CRAWL_TLS").is_ok_and(|value| value == "on");
+    let mut mesh = match tls {
+        true => TestMesh::start_with_tls(started_by_mesh, &environment).await?,
+        false => TestMesh::start_with_environment(started_by_mesh, &[], &[], &environment).await?,
+    };
+    if let Some(database) = &database {
+        for index in 0..topology.archivers {
+            let archiver = database.start_archiver(&mesh, index).await?;
+            mesh.archivers.push(archiver);
+        }
+        mesh.wait_registered(topology.dispatchers + topology.scrapers + topology.archivers)
+            .await?;
+    }
     let job = CatalogueJob {
         max_retries: 2,
         concurrency_per_host: 32,
@@ -77,6 +118,21 @@ async fn main() -> anyhow::Result<()> {
         true => println!("tokens: not checked (CRAWL_AUTH=off)"),
         false => println!("tokens: checked on every call"),
     }
+    match tls {
+        true => println!("tls: mutual, on every call (CRAWL_TLS=on)"),
+        false => println!("tls: off, plain HTTP/2"),
+    }
+    match durability.as_str() {
+        "" => println!("durability: the services' default"),
+        level => println!("durability: {level} (CRAWL_DURABILITY)"),
+    }
+    match &database {
+        Some(database) => println!(
+            "database: PostgreSQL {}, frontier in public, archivers in archive_N (CRAWL_DATABASE)",
+            database.name
+        ),
+        None => println!("database: SQLite, a frontier file and a file per archiver"),
+    }
 
     let started = Instant::now();
     let id = mesh.submit(&job).await?;
@@ -93,7 +149,7 @@ async fn main() -> anyhow::Result<()> {
         "items/s                       {:>10.0}",
         items as f64 / elapsed
     );
-    let latency = dispatch_to_archive(&mesh.scrapers).await?;
+    let latency = dispatch_to_archive(&mesh).await?;
     for (label, quantile) in [("p50", 0.5), ("p99", 0.99)] {
         let bound = quantile_of(&latency, quantile).unwrap_or(f64::NAN);
         println!(
@@ -116,14 +172,95 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     site.stop().await;
+    // Every session ends with its process, before the database goes.
+    drop(mesh);
+    if let Some(database) = database {
+        database.drop_database().await?;
+    }
+    Ok(())
+}
+
+/// The PostgreSQL database of one run, on the server `CRAWL_DATABASE` names.
+struct BenchDatabase {
+    /// The server's URL as given, for making and dropping the database.
+    server: String,
+    /// The database's name.
+    name: String,
+    /// The database's URL.
+    url: String,
+}
+
+impl BenchDatabase {
+    /// Makes a database of its own for this run.
+    async fn create(server: &str) -> anyhow::Result<Self> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos();
+        let name = format!("owlmesh_bench_{nanos}");
+        run_on(server, &format!("CREATE DATABASE {name}")).await?;
+        let mut url = url::Url::parse(server)?;
+        url.set_path(&name);
+        Ok(Self {
+            server: server.to_owned(),
+            name,
+            url: url.to_string(),
+        })
+    }
+
+    /// Starts archiver `index` with its shard in schema `archive_<index>`, as `owlmesh up`
+    /// places it.
+    async fn start_archiver(
+        &self,
+        mesh: &TestMesh,
+        index: usize,
+    ) -> anyhow::Result<OwlmeshProcess> {
+        let separator = if self.url.contains('?') { '&' } else { '?' };
+        let shard = format!(
+            "{}{separator}options=-c%20search_path%3Darchive_{index}",
+            self.url
+        );
+        let data = mesh.data_dir.path().display().to_string();
+        let directory = mesh.directory_address();
+        let id = format!("archiver-{index}");
+        let args = [
+            "archiver",
+            "--listen",
+            "127.0.0.1:0",
+            "--directory",
+            &directory,
+            "--data-dir",
+            &data,
+            "--id",
+            &id,
+            "--database",
+            &shard,
+        ];
+        OwlmeshProcess::start_with_environment(&args, &mesh.environment).await
+    }
+
+    /// Drops the database and every session still open on it.
+    async fn drop_database(self) -> anyhow::Result<()> {
+        let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        run_on(&self.server, &statement).await
+    }
+}
+
+/// Runs one statement on the server.
+async fn run_on(server: &str, statement: &str) -> anyhow::Result<()> {
+    use sqlx::Connection as _;
+    let mut connection = sqlx::PgConnection::connect(server).await?;
+    sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+        .execute(&mut connection)
+        .await?;
+    connection.close().await?;
     Ok(())
 }
 
 /// The scrapers' dispatch-to-archive histograms, added together.
-async fn dispatch_to_archive(scrapers: &[OwlmeshProcess]) -> anyhow::Result<Histogram> {
+async fn dispatch_to_archive(mesh: &TestMesh) -> anyhow::Result<Histogram> {
     let mut merged = Histogram::default();
-    for scraper in scrapers {
-        let mut client = TelemetryClient::new(support::channel(scraper.address).await?);
+    for scraper in &mesh.scrapers {
+        let mut client = TelemetryClient::new(mesh.channel(scraper.address).await?);
         let stats = client.get_stats(GetStatsRequest {}).await?.into_inner();
         let Some(histogram) = stats
             .histograms
