@@ -154,21 +154,18 @@ async fn channel_with(address: impl std::fmt::Display, token: Option<&str>) -> M
     credentials.attach(channel)
 }
 
-fn refused(result: Result<impl std::fmt::Debug, tonic::Status>, code: Code, says: &str) {
-    let status = result.expect_err("the call is refused");
-    assert_eq!(status.code(), code, "{status:?}");
-    assert!(status.message().contains(says), "{}", status.message());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_the_right_token_nothing_can_be_steered_read_joined_or_written() {
-    // The mesh accepts the tests' token (every role), a reader's and an operator's.
+/// A mesh of one dispatcher, scraper and archiver, accepting the tests' own token (every
+/// role, the one its services register with) and `others` (token, roles), and a site of 30
+/// products over two hosts for it to crawl. The token file lives as long as the handle.
+async fn small_mesh_accepting(
+    others: &[(&str, &str)],
+) -> (Site, TestMesh, tempfile::NamedTempFile) {
     let tokens = tempfile::NamedTempFile::new().unwrap();
     let own = TokenSet::read(support::test_token_file()).unwrap();
-    let text = format!(
-        "{}\n{READER} reader\n{OPERATOR} operator\n{OTHER_MEMBER} member\n",
-        own.own().expose()
-    );
+    let mut text = format!("{}\n", own.own().expose());
+    for (token, roles) in others {
+        text.push_str(&format!("{token} {roles}\n"));
+    }
     std::fs::write(tokens.path(), text).unwrap();
     let token_file = tokens.path().display().to_string();
     let site = Site::start(SiteConfig {
@@ -187,6 +184,24 @@ async fn without_the_right_token_nothing_can_be_steered_read_joined_or_written()
     let mesh = TestMesh::start_with_environment(topology, &[], &[], &environment)
         .await
         .unwrap();
+    (site, mesh, tokens)
+}
+
+fn refused(result: Result<impl std::fmt::Debug, tonic::Status>, code: Code, says: &str) {
+    let status = result.expect_err("the call is refused");
+    assert_eq!(status.code(), code, "{status:?}");
+    assert!(status.message().contains(says), "{}", status.message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_right_token_nothing_can_be_steered_read_joined_or_written() {
+    // The mesh accepts the tests' token (every role), a reader's and an operator's.
+    let (site, mesh, _tokens) = small_mesh_accepting(&[
+        (READER, "reader"),
+        (OPERATOR, "operator"),
+        (OTHER_MEMBER, "member"),
+    ])
+    .await;
     let directory = mesh.directory_address();
     let dispatcher = mesh.dispatchers[0].address;
     let archiver = mesh.archivers[0].address;
@@ -391,27 +406,7 @@ async fn a_poison_url_fails_after_its_retries_and_the_crawl_around_it_completes(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_cannot_open_a_work_session_under_another_members_scraper() {
     // The services register with the tests' token; another member token is valid too.
-    let tokens = tempfile::NamedTempFile::new().unwrap();
-    let own = TokenSet::read(support::test_token_file()).unwrap();
-    let text = format!("{}\n{OTHER_MEMBER} member\n", own.own().expose());
-    std::fs::write(tokens.path(), text).unwrap();
-    let token_file = tokens.path().display().to_string();
-    let site = Site::start(SiteConfig {
-        products: 30,
-        bad_pages: false,
-        ..SiteConfig::spread_over(2)
-    })
-    .await
-    .unwrap();
-    let topology = Topology {
-        dispatchers: 1,
-        scrapers: 1,
-        archivers: 1,
-    };
-    let environment = [("OWLMESH_TOKEN_FILE", token_file.as_str())];
-    let mesh = TestMesh::start_with_environment(topology, &[], &[], &environment)
-        .await
-        .unwrap();
+    let (site, mesh, _tokens) = small_mesh_accepting(&[(OTHER_MEMBER, "member")]).await;
     let dispatcher = mesh.dispatchers[0].address;
     let id = mesh
         .submit(&CatalogueJob::default().toml(&site.seeds(), &site.hosts()))
