@@ -302,24 +302,12 @@ impl Crawl {
 
     /// The scraper that owns `host` on the directory's ring, by index.
     async fn owner_of(&self, host: &str) -> usize {
-        let route = self
-            .mesh
-            .cli_json(&["route", "scraper", host])
-            .await
-            .unwrap();
-        let id = route["id"].as_str().unwrap();
-        id.strip_prefix("scraper-").unwrap().parse().unwrap()
+        self.mesh.scraper_owning(host).await
     }
 
     /// The site's hosts that scraper `index` owns on the directory's ring.
     async fn hosts_of(&self, index: usize) -> Vec<String> {
-        let mut owned = Vec::new();
-        for host in self.site.hosts() {
-            if self.owner_of(&host).await == index {
-                owned.push(host);
-            }
-        }
-        owned
+        self.mesh.hosts_owned_by(index, self.site.hosts()).await
     }
 
     /// Whether `host` was fetched by someone else since `since`, when its owner stopped: more

@@ -429,6 +429,24 @@ impl TestMesh {
         }
     }
 
+    /// The index of the scraper that owns `host` on the directory's ring (`owlmesh route`).
+    pub async fn scraper_owning(&self, host: &str) -> usize {
+        let route = self.cli_json(&["route", "scraper", host]).await.unwrap();
+        let id = route["id"].as_str().unwrap();
+        id.strip_prefix("scraper-").unwrap().parse().unwrap()
+    }
+
+    /// Those of `hosts` that scraper `index` owns on the directory's ring.
+    pub async fn hosts_owned_by(&self, index: usize, hosts: Vec<String>) -> Vec<String> {
+        let mut owned = Vec::new();
+        for host in hosts {
+            if self.scraper_owning(&host).await == index {
+                owned.push(host);
+            }
+        }
+        owned
+    }
+
     /// The job's exported data items (or documents), one JSON value per line.
     pub async fn export(
         &self,
