@@ -1,7 +1,7 @@
 //! The mesh over real links: every service runs on a "host" of its own (a Linux network
-//! namespace made by the test, see `support/netns.rs`), listening on and registering that
-//! host's address; the test site is served by this process on the root namespace's address
-//! on the same bridge. Hosts lose their link silently (`ip link set … down`: no FIN, no
+//! namespace made by the test, see `support/netns.rs`), listening on `0.0.0.0` and
+//! registering that host's address with `--advertise`; the test site is served by this
+//! process on the root namespace's address on the same bridge. Hosts lose their link silently (`ip link set … down`: no FIN, no
 //! RST) mid-crawl, and each test proves the crawl completes with every product of the site
 //! exported exactly once. docs/faults.md quotes the figures these tests print.
 //!

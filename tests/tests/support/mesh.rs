@@ -22,27 +22,46 @@ pub struct Topology {
     pub archivers: usize,
 }
 
-/// Where one process of a mesh runs: the command it is started under (none by default) and
-/// the address it listens on (a free port of it; 127.0.0.1 by default).
+/// Where one process of a mesh runs: the command it is started under (none by default), the
+/// address others reach it at (`host`, 127.0.0.1 by default) and the address it listens on
+/// (`listen`, a free port of it; `host` by default). A process listening on an unspecified
+/// address (0.0.0.0) registers `host` with `--advertise HOST:0`, as on a machine of its own.
 #[derive(Debug, Clone)]
 pub struct Place {
     pub command_prefix: Vec<String>,
     pub host: IpAddr,
+    pub listen: IpAddr,
 }
 
 impl Default for Place {
     fn default() -> Self {
+        let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
         Self {
             command_prefix: Vec::new(),
-            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            host: loopback,
+            listen: loopback,
         }
     }
 }
 
 impl Place {
-    /// The `--listen` argument of a process here.
-    fn listen(&self) -> String {
-        SocketAddr::new(self.host, 0).to_string()
+    /// The `--listen` (and, listening on an unspecified address, `--advertise`) arguments
+    /// of a service here, on `port` (0: a free one).
+    fn listen_args(&self, port: u16) -> Vec<String> {
+        let mut args = vec![
+            "--listen".to_owned(),
+            SocketAddr::new(self.listen, port).to_string(),
+        ];
+        if self.listen.is_unspecified() {
+            // Port 0 stands for the port bound.
+            args.extend(["--advertise".into(), SocketAddr::new(self.host, 0).to_string()]);
+        }
+        args
+    }
+
+    /// The address a process here that bound `bound` is dialled at: `host` with its port.
+    fn reached_at(&self, bound: SocketAddr) -> SocketAddr {
+        SocketAddr::new(self.host, bound.port())
     }
 }
 
@@ -205,18 +224,16 @@ impl TestMesh {
             .chain(environment)
             .map(|(name, value)| (name.to_string(), value.to_string()))
             .collect();
-        let directory = OwlmeshProcess::start_under(
+        // The directory registers nobody, itself included: it takes no --advertise, and the
+        // others are given the address it is reached at.
+        let listen = SocketAddr::new(placement.directory.listen, 0).to_string();
+        let mut directory = OwlmeshProcess::start_under(
             &placement.directory.command_prefix,
-            &[
-                "directory",
-                "--listen",
-                &placement.directory.listen(),
-                "--lease-ttl",
-                &ttl,
-            ],
+            &["directory", "--listen", &listen, "--lease-ttl", &ttl],
             &environment,
         )
         .await?;
+        directory.address = placement.directory.reached_at(directory.address);
         let owned = |args: &[&str]| args.iter().map(|arg| arg.to_string()).collect();
         let mut mesh = Self {
             directory,
@@ -274,16 +291,16 @@ impl TestMesh {
     }
 
     fn common_args(&self, kind: Kind, index: usize, id: String) -> Vec<String> {
-        vec![
-            "--listen".into(),
-            self.placement.of(kind, index).listen(),
+        let mut args = self.placement.of(kind, index).listen_args(0);
+        args.extend([
             "--directory".into(),
             self.directory_address(),
             "--data-dir".into(),
             self.data().display().to_string(),
             "--id".into(),
             id,
-        ]
+        ]);
+        args
     }
 
     /// Starts archiver `index` with its own shard file.
@@ -335,15 +352,19 @@ impl TestMesh {
     /// It starts empty: every instance registers again with its next heartbeat.
     pub async fn restart_directory(&mut self) -> anyhow::Result<()> {
         self.directory.kill().await;
-        let listen = self.directory_address();
+        let place = &self.placement.directory;
+        let listen = SocketAddr::new(place.listen, self.directory.address.port()).to_string();
         let ttl = format!("{}ms", LEASE_TTL.as_millis());
         let started = std::time::Instant::now();
         // The old socket may take a moment to be released.
         self.directory = loop {
             let args = ["directory", "--listen", &listen, "--lease-ttl", &ttl];
-            let prefix = &self.placement.directory.command_prefix;
-            match OwlmeshProcess::start_under(prefix, &args, &self.environment).await {
-                Ok(process) => break process,
+            match OwlmeshProcess::start_under(&place.command_prefix, &args, &self.environment).await
+            {
+                Ok(mut process) => {
+                    process.address = place.reached_at(process.address);
+                    break process;
+                }
                 Err(error) if started.elapsed() > Duration::from_secs(5) => return Err(error),
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
@@ -476,8 +497,11 @@ impl TestMesh {
         args: &[String],
     ) -> anyhow::Result<OwlmeshProcess> {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let prefix = self.placement.of(kind, index).command_prefix;
-        OwlmeshProcess::start_under(&prefix, &args, &self.environment).await
+        let place = self.placement.of(kind, index);
+        let mut process =
+            OwlmeshProcess::start_under(&place.command_prefix, &args, &self.environment).await?;
+        process.address = place.reached_at(process.address);
+        Ok(process)
     }
 }
 

@@ -76,7 +76,8 @@ pub async fn channel(address: impl std::fmt::Display) -> anyhow::Result<MeshChan
 /// A running `owlmesh` child process; killed when dropped.
 pub struct OwlmeshProcess {
     pub child: Child,
-    /// The address it printed after binding.
+    /// The address it printed after binding; a mesh that places it on a host of its own
+    /// listening on 0.0.0.0 sets the host's address here, the one it is dialled at.
     pub address: SocketAddr,
     /// The arguments it was started with.
     pub args: Vec<String>,

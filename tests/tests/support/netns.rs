@@ -43,13 +43,15 @@ pub struct Host {
 }
 
 impl Host {
-    /// Where a process of this host runs: under `ip netns exec`, listening on its address.
+    /// Where a process of this host runs: under `ip netns exec`, listening on every address
+    /// of the namespace (0.0.0.0) and reached at, and advertising, the host's address.
     pub fn place(&self) -> Place {
         Place {
             command_prefix: ["ip", "netns", "exec", &self.namespace]
                 .map(str::to_owned)
                 .to_vec(),
             host: IpAddr::V4(self.address),
+            listen: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         }
     }
 }
