@@ -1,9 +1,11 @@
 //! The mesh over real links: every service runs on a "host" of its own (a Linux network
 //! namespace made by the test, see `support/netns.rs`), listening on `0.0.0.0` and
-//! registering that host's address with `--advertise`; the test site is served by this
-//! process on the root namespace's address on the same bridge. Hosts lose their link silently (`ip link set … down`: no FIN, no
-//! RST) mid-crawl, and each test proves the crawl completes with every product of the site
-//! exported exactly once. docs/faults.md quotes the figures these tests print.
+//! registering that host's address with `--advertise`, over mutual TLS with a certificate
+//! of its own naming that address; the test site is served by this process on the root
+//! namespace's address on the same bridge. Hosts lose their link silently (`ip link set …
+//! down`: no FIN, no RST) mid-crawl, and each test proves the crawl completes with every
+//! product of the site exported exactly once. docs/faults.md quotes the figures these tests
+//! print.
 //!
 //! The dispatchers share one SQLite frontier file: the filesystem is shared between the
 //! namespaces, and SQLite's file locks work across them.
@@ -23,7 +25,7 @@ use owlmesh_proto::v1::dispatcher_client::DispatcherClient;
 use owlmesh_proto::v1::{Job, JobRequest, ListRequest};
 use owlmesh_site::{CatalogueJob, Site, SiteConfig};
 use owlmesh_tests::eventually;
-use support::mesh::{LEASE_TTL, Placement, TestMesh, Topology};
+use support::mesh::{LEASE_TTL, MeshSetup, Placement, TestMesh, Topology};
 use support::netns::Network;
 use support::{OwlmeshProcess, counter, queue};
 
@@ -99,15 +101,14 @@ impl Crawl {
             archivers: 2,
         };
         let subnet = network.subnet();
-        let mesh = TestMesh::start_placed(
-            topology,
+        let setup = MeshSetup {
             placement,
-            &["--lease", ASSIGNMENT_LEASE],
-            &["--allow-network", &subnet],
-            &[],
-        )
-        .await
-        .unwrap();
+            dispatcher_args: &["--lease", ASSIGNMENT_LEASE],
+            scraper_args: &["--allow-network", &subnet],
+            tls: true,
+            ..MeshSetup::default()
+        };
+        let mesh = TestMesh::start_placed(topology, setup).await.unwrap();
         let job = CatalogueJob {
             concurrency_per_host: CONCURRENCY_PER_HOST as u32,
             ..CatalogueJob::default()
@@ -132,12 +133,12 @@ impl Crawl {
             .dispatchers
             .iter()
             .map(|dispatcher| {
-                let address = format!("http://{}", dispatcher.address);
                 let request = JobRequest {
                     id: self.job.clone(),
                 };
                 Box::pin(async move {
-                    let mut client = DispatcherClient::new(support::channel(address).await?);
+                    let channel = self.mesh.channel(dispatcher.address).await?;
+                    let mut client = DispatcherClient::new(channel);
                     anyhow::Ok(client.get_job(request).await?.into_inner())
                 })
             })
@@ -192,7 +193,8 @@ impl Crawl {
     async fn deepest_outbox(&self) -> u64 {
         let mut deepest = 0;
         for scraper in &self.mesh.scrapers {
-            let stats = tokio::time::timeout(Duration::from_secs(1), scraper.stats()).await;
+            let stats =
+                tokio::time::timeout(Duration::from_secs(1), self.mesh.stats(scraper)).await;
             if let Ok(Ok(stats)) = stats {
                 let (depth, capacity) = queue(&stats, "outbox");
                 assert!(
@@ -246,8 +248,8 @@ impl Crawl {
 
 /// Ids of the live instances of `kind` in the directory (an error while it is away).
 async fn live_ids(mesh: &TestMesh, kind: &str) -> anyhow::Result<BTreeSet<String>> {
-    let address = format!("http://{}", mesh.directory_address());
-    let mut client = DirectoryClient::new(support::channel(address).await?);
+    let channel = mesh.channel(mesh.directory_address()).await?;
+    let mut client = DirectoryClient::new(channel);
     let request = ListRequest { kind: kind.into() };
     let list = tokio::time::timeout(Duration::from_secs(1), client.list(request)).await??;
     Ok(list
@@ -258,14 +260,22 @@ async fn live_ids(mesh: &TestMesh, kind: &str) -> anyhow::Result<BTreeSet<String
         .collect())
 }
 
+/// The directory's list asked without TLS (the test token still sent).
+async fn live_ids_in_clear_text(mesh: &TestMesh) -> anyhow::Result<usize> {
+    let mut client = DirectoryClient::new(support::channel(mesh.directory_address()).await?);
+    let request = ListRequest::default();
+    let list = tokio::time::timeout(Duration::from_secs(1), client.list(request)).await??;
+    Ok(list.into_inner().instances.len())
+}
+
 /// Whether the directory lists `id` of `kind` (false while it is away).
 async fn is_listed(mesh: &TestMesh, kind: &str, id: &str) -> bool {
     live_ids(mesh, kind).await.is_ok_and(|ids| ids.contains(id))
 }
 
 /// A counter of a process's stats, 0 when it does not answer in time.
-async fn counter_of(process: &OwlmeshProcess, name: &str) -> u64 {
-    match tokio::time::timeout(Duration::from_secs(1), process.stats()).await {
+async fn counter_of(mesh: &TestMesh, process: &OwlmeshProcess, name: &str) -> u64 {
+    match tokio::time::timeout(Duration::from_secs(1), mesh.stats(process)).await {
         Ok(Ok(stats)) => counter(&stats, name),
         _ => 0,
     }
@@ -273,8 +283,8 @@ async fn counter_of(process: &OwlmeshProcess, name: &str) -> u64 {
 
 /// A dispatcher's role as it reports it ("primary" or "standby"), or "" when it does not
 /// answer in time.
-async fn role(dispatcher: &OwlmeshProcess) -> String {
-    match tokio::time::timeout(Duration::from_secs(1), dispatcher.stats()).await {
+async fn role(mesh: &TestMesh, dispatcher: &OwlmeshProcess) -> String {
+    match tokio::time::timeout(Duration::from_secs(1), mesh.stats(dispatcher)).await {
         Ok(Ok(stats)) => stats.state,
         _ => String::new(),
     }
@@ -298,6 +308,12 @@ async fn a_crawl_across_hosts_exports_the_catalogue_exactly_once() {
             "{id} registered {address}"
         );
     }
+    // Over mutual TLS only: a caller in clear text is refused.
+    let plain = live_ids_in_clear_text(&crawl.mesh).await;
+    assert!(
+        plain.is_err(),
+        "the directory answered in clear text: {plain:?}"
+    );
     let took = crawl.wait_done().await;
     println!("crawl across hosts done in {took:?}");
     crawl.assert_catalogue_exported_once().await;
@@ -305,7 +321,7 @@ async fn a_crawl_across_hosts_exports_the_catalogue_exactly_once() {
     // the site's hosts is the ring's choice, so one of them may own none).
     let mut fetched = 0;
     for scraper in &crawl.mesh.scrapers {
-        fetched += counter_of(scraper, "pages_fetched").await;
+        fetched += counter_of(&crawl.mesh, scraper, "pages_fetched").await;
     }
     let products = crawl.site.expected_products().len() as u64;
     assert!(fetched >= products, "the scrapers fetched {fetched} pages");
@@ -319,11 +335,15 @@ async fn the_standby_leads_within_a_lease_ttl_and_a_heartbeat_when_the_primary_h
     let Some(crawl) = Crawl::start(test, 1200).await else {
         return;
     };
-    assert_eq!(role(&crawl.mesh.dispatchers[0]).await, "primary");
-    crawl.wait_progress(0.25).await;
-    let standby = &crawl.mesh.dispatchers[1];
     assert_eq!(
-        counter_of(standby, "assigned").await,
+        role(&crawl.mesh, &crawl.mesh.dispatchers[0]).await,
+        "primary"
+    );
+    crawl.wait_progress(0.25).await;
+    let mesh = &crawl.mesh;
+    let standby = &mesh.dispatchers[1];
+    assert_eq!(
+        counter_of(mesh, standby, "assigned").await,
         0,
         "a standby assigns nothing"
     );
@@ -331,7 +351,7 @@ async fn the_standby_leads_within_a_lease_ttl_and_a_heartbeat_when_the_primary_h
     crawl.network.cut("dispatcher-0").unwrap();
     let cut_at = Instant::now();
     eventually(CRAWL_DEADLINE, "the standby assigns work", || async move {
-        counter_of(standby, "assigned").await > 0
+        counter_of(mesh, standby, "assigned").await > 0
     })
     .await;
     let gap = cut_at.elapsed();
@@ -346,7 +366,7 @@ async fn the_standby_leads_within_a_lease_ttl_and_a_heartbeat_when_the_primary_h
         gap <= bound,
         "the standby took {gap:?}, more than {bound:?}"
     );
-    assert_eq!(role(standby).await, "primary");
+    assert_eq!(role(mesh, standby).await, "primary");
 
     let took = crawl.wait_done().await;
     println!("crawl done {took:?} after the failover");
@@ -370,15 +390,16 @@ async fn a_scraper_host_cut_off_past_its_lease_loses_its_work_and_hosts_and_gets
     }
     let other = 1 - cut;
     let name = format!("scraper-{cut}");
-    let primary = &crawl.mesh.dispatchers[0];
+    let mesh = &crawl.mesh;
+    let primary = &mesh.dispatchers[0];
     let returned = |process| async move {
-        counter_of(process, "leases_released").await + counter_of(process, "leases_expired").await
+        counter_of(mesh, process, "leases_released").await
+            + counter_of(mesh, process, "leases_expired").await
     };
     let returned_before = returned(primary).await;
 
     crawl.network.cut(&name).unwrap();
     let cut_at = Instant::now();
-    let mesh = &crawl.mesh;
     let name_ref = name.as_str();
     let dropped = eventually(
         CRAWL_DEADLINE,
@@ -412,7 +433,7 @@ async fn a_scraper_host_cut_off_past_its_lease_loses_its_work_and_hosts_and_gets
     .await;
     let moved_at = cut_at.elapsed();
     // The others fetch its hosts meanwhile.
-    let fetched = |index: usize| counter_of(&crawl_ref.mesh.scrapers[index], "pages_fetched");
+    let fetched = |index: usize| counter_of(mesh, &mesh.scrapers[index], "pages_fetched");
     let other_before = fetched(other).await;
     eventually(CRAWL_DEADLINE, "the other scraper fetches", || async move {
         fetched(other).await > other_before
@@ -443,8 +464,8 @@ async fn a_scraper_host_cut_off_past_its_lease_loses_its_work_and_hosts_and_gets
     );
 
     let took = crawl.wait_done().await;
-    let stale = counter_of(primary, "stale_outcomes").await
-        + counter_of(&crawl.mesh.dispatchers[1], "stale_outcomes").await;
+    let stale = counter_of(mesh, primary, "stale_outcomes").await
+        + counter_of(mesh, &mesh.dispatchers[1], "stale_outcomes").await;
     println!("crawl done {took:?} after it came back; {stale} stale outcomes ignored");
     let in_flight: Vec<usize> = (0..SITE_HOSTS)
         .map(|host| crawl.site.max_in_flight(host))
@@ -538,7 +559,11 @@ async fn a_directory_host_cut_off_leaves_the_crawl_going_on_cached_membership() 
     tokio::time::sleep_until((cut_at + LEASE_TTL + HEARTBEAT * 2).into()).await;
     let done_during = crawl.done().await - done_before;
     let primary = &crawl.mesh.dispatchers[0];
-    assert_eq!(role(primary).await, "primary", "the primary kept leading");
+    assert_eq!(
+        role(&crawl.mesh, primary).await,
+        "primary",
+        "the primary kept leading"
+    );
     println!(
         "{done_during} URLs done during {:?} without the directory",
         cut_at.elapsed()

@@ -54,7 +54,10 @@ impl Place {
         ];
         if self.listen.is_unspecified() {
             // Port 0 stands for the port bound.
-            args.extend(["--advertise".into(), SocketAddr::new(self.host, 0).to_string()]);
+            args.extend([
+                "--advertise".into(),
+                SocketAddr::new(self.host, 0).to_string(),
+            ]);
         }
         args
     }
@@ -109,11 +112,90 @@ pub struct TestMesh {
     pub placement: Placement,
 }
 
-/// The TLS of a [`TestMesh`]: its files and what this process dials it with.
+/// The TLS of a [`TestMesh`]: its private CA, its files and what this process dials it with.
 pub struct MeshTls {
     pub client: ClientTls,
-    /// `ca.pem`, and `member.pem` with `member.key`, which every process uses.
+    /// `ca.pem`, and `member.pem` with `member.key`, which this process and the CLI runs
+    /// present; each service's own `<id>.pem` and `<id>.key`.
     pub folder: tempfile::TempDir,
+    authority: CertificateAuthority,
+}
+
+impl MeshTls {
+    /// A fresh CA and the client certificate of this process and the CLI runs (named for
+    /// loopback, as any member's).
+    fn generate() -> anyhow::Result<Self> {
+        let folder = tempfile::tempdir()?;
+        let authority = CertificateAuthority::generate()?;
+        std::fs::write(folder.path().join("ca.pem"), authority.certificate_pem())?;
+        let mut tls = Self {
+            client: ClientTls::from_pem(authority.certificate_pem(), None)?,
+            folder,
+            authority,
+        };
+        let (certificate, key) = tls.issue("member", IpAddr::V4(Ipv4Addr::LOCALHOST))?;
+        tls.client = ClientTls::from_files(&tls.file("ca.pem"), Some((&certificate, &key)))?;
+        Ok(tls)
+    }
+
+    /// The `OWLMESH_TLS_*` variables of every process and CLI run: the CA, and the client
+    /// certificate (a service serves with its own, given by [`MeshTls::service_args`]).
+    fn environment(&self) -> Vec<(String, String)> {
+        [
+            ("OWLMESH_TLS_CA", "ca.pem"),
+            ("OWLMESH_TLS_CERT", "member.pem"),
+            ("OWLMESH_TLS_KEY", "member.key"),
+        ]
+        .map(|(name, file)| (name.to_owned(), self.file(file).display().to_string()))
+        .to_vec()
+    }
+
+    /// `--tls-cert` and `--tls-key` of a certificate of its own for service `id`, naming the
+    /// address it is reached at (`host`) and loopback.
+    fn service_args(&self, id: &str, host: IpAddr) -> anyhow::Result<Vec<String>> {
+        let (certificate, key) = self.issue(id, host)?;
+        Ok(vec![
+            "--tls-cert".into(),
+            certificate.display().to_string(),
+            "--tls-key".into(),
+            key.display().to_string(),
+        ])
+    }
+
+    /// Issues `name` a certificate for `host` and 127.0.0.1 and writes it (and its key)
+    /// into the folder; returns both paths.
+    fn issue(&self, name: &str, host: IpAddr) -> anyhow::Result<(PathBuf, PathBuf)> {
+        let mut hosts = vec![Ipv4Addr::LOCALHOST.to_string(), "localhost".to_owned()];
+        if !host.is_loopback() {
+            hosts.push(host.to_string());
+        }
+        let issued = self.authority.issue(name, &hosts)?;
+        let certificate = self.file(&format!("{name}.pem"));
+        let key = self.file(&format!("{name}.key"));
+        std::fs::write(&certificate, &issued.certificate_pem)?;
+        std::fs::write(&key, &issued.key_pem)?;
+        Ok((certificate, key))
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.folder.path().join(name)
+    }
+}
+
+/// How a [`TestMesh`] is started, beyond how many of each service.
+#[derive(Default)]
+pub struct MeshSetup<'a> {
+    /// Where each process runs (loopback by default).
+    pub placement: Placement,
+    /// Extra arguments of every dispatcher (also when started again).
+    pub dispatcher_args: &'a [&'a str],
+    /// Extra arguments of every scraper (also when started again).
+    pub scraper_args: &'a [&'a str],
+    /// Variables in the environment of every process, CLI runs included.
+    pub environment: &'a [(&'a str, &'a str)],
+    /// Mutual TLS: a private CA of the mesh's own issues every service a certificate for the
+    /// address it is reached at, and this process and the CLI runs a client certificate.
+    pub tls: bool,
 }
 
 /// A kind of service a [`TestMesh`] runs several of.
@@ -140,42 +222,20 @@ impl TestMesh {
         Self::start_with_environment(topology, dispatcher_args, scraper_args, &[]).await
     }
 
-    /// [`TestMesh::start_with_environment`] over mutual TLS: a private CA of its own and one
-    /// certificate, which every process serves and calls with (`OWLMESH_TLS_CERT`,
-    /// `OWLMESH_TLS_KEY`, `OWLMESH_TLS_CA`), the CLI runs included; this process dials the
-    /// mesh with it through [`TestMesh::channel`].
+    /// [`TestMesh::start_with_environment`] over mutual TLS: a private CA of its own issues
+    /// each service a certificate, served and called with (`--tls-cert`, `--tls-key`,
+    /// `OWLMESH_TLS_CA`), and the CLI runs and this process one to call with
+    /// (`OWLMESH_TLS_*`, [`TestMesh::channel`]).
     pub async fn start_with_tls(
         topology: Topology,
         environment: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
-        let folder = tempfile::tempdir()?;
-        let authority = CertificateAuthority::generate()?;
-        let issued = authority.issue(
-            "test member",
-            &["127.0.0.1".to_owned(), "localhost".to_owned()],
-        )?;
-        let ca = folder.path().join("ca.pem");
-        let certificate = folder.path().join("member.pem");
-        let key = folder.path().join("member.key");
-        std::fs::write(&ca, authority.certificate_pem())?;
-        std::fs::write(&certificate, &issued.certificate_pem)?;
-        std::fs::write(&key, &issued.key_pem)?;
-        let files = [
-            ("OWLMESH_TLS_CA", ca.display().to_string()),
-            ("OWLMESH_TLS_CERT", certificate.display().to_string()),
-            ("OWLMESH_TLS_KEY", key.display().to_string()),
-        ];
-        let mut all: Vec<(&str, &str)> = files
-            .iter()
-            .map(|(name, value)| (*name, value.as_str()))
-            .collect();
-        all.extend_from_slice(environment);
-        let mut mesh = Self::start_with_environment(topology, &[], &[], &all).await?;
-        mesh.tls = Some(MeshTls {
-            client: ClientTls::from_files(&ca, Some((&certificate, &key)))?,
-            folder,
-        });
-        Ok(mesh)
+        let setup = MeshSetup {
+            environment,
+            tls: true,
+            ..MeshSetup::default()
+        };
+        Self::start_placed(topology, setup).await
     }
 
     /// A channel to one of its processes, carrying the tests' token, over TLS when the mesh
@@ -188,6 +248,17 @@ impl TestMesh {
         Ok(connect_with_tls(&address, &options, tls).await?)
     }
 
+    /// The `GetStats` snapshot of one of its processes, over TLS when the mesh runs with it.
+    pub async fn stats(
+        &self,
+        process: &OwlmeshProcess,
+    ) -> anyhow::Result<owlmesh_proto::v1::Stats> {
+        use owlmesh_proto::v1::GetStatsRequest;
+        use owlmesh_proto::v1::telemetry_client::TelemetryClient;
+        let mut client = TelemetryClient::new(self.channel(process.address).await?);
+        Ok(client.get_stats(GetStatsRequest {}).await?.into_inner())
+    }
+
     /// [`TestMesh::start_with`], with these variables in the environment of every process.
     pub async fn start_with_environment(
         topology: Topology,
@@ -195,45 +266,33 @@ impl TestMesh {
         scraper_args: &[&str],
         environment: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
-        let placement = Placement::default();
-        Self::start_placed(
-            topology,
-            placement,
+        let setup = MeshSetup {
             dispatcher_args,
             scraper_args,
             environment,
-        )
-        .await
+            ..MeshSetup::default()
+        };
+        Self::start_placed(topology, setup).await
     }
 
-    /// [`TestMesh::start_with_environment`], each process where `placement` says.
-    pub async fn start_placed(
-        topology: Topology,
-        placement: Placement,
-        dispatcher_args: &[&str],
-        scraper_args: &[&str],
-        environment: &[(&str, &str)],
-    ) -> anyhow::Result<Self> {
+    /// Starts a mesh as `setup` says: a directory, then the services, each registered before
+    /// the next kind starts.
+    pub async fn start_placed(topology: Topology, setup: MeshSetup<'_>) -> anyhow::Result<Self> {
         let data_dir = tempfile::tempdir()?;
-        let ttl = format!("{}ms", LEASE_TTL.as_millis());
-        // Every process and command of the mesh checks and sends the tests' token; a test's
-        // own variables come after, so they may override it.
+        let tls = setup.tls.then(MeshTls::generate).transpose()?;
+        // Every process and command of the mesh checks and sends the tests' token (and
+        // trusts the mesh's CA); a test's own variables come after, so they may override it.
         let token_file = super::test_token_file().display().to_string();
-        let environment: Vec<(String, String)> = [("OWLMESH_TOKEN_FILE", token_file.as_str())]
-            .iter()
-            .chain(environment)
-            .map(|(name, value)| (name.to_string(), value.to_string()))
-            .collect();
-        // The directory registers nobody, itself included: it takes no --advertise, and the
-        // others are given the address it is reached at.
-        let listen = SocketAddr::new(placement.directory.listen, 0).to_string();
-        let mut directory = OwlmeshProcess::start_under(
-            &placement.directory.command_prefix,
-            &["directory", "--listen", &listen, "--lease-ttl", &ttl],
-            &environment,
-        )
-        .await?;
-        directory.address = placement.directory.reached_at(directory.address);
+        let mut environment = vec![("OWLMESH_TOKEN_FILE".to_owned(), token_file)];
+        environment.extend(tls.iter().flat_map(MeshTls::environment));
+        environment.extend(
+            setup
+                .environment
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string())),
+        );
+        let directory = start_directory(&setup.placement.directory, 0, &environment, tls.as_ref());
+        let directory = directory.await?;
         let owned = |args: &[&str]| args.iter().map(|arg| arg.to_string()).collect();
         let mut mesh = Self {
             directory,
@@ -241,11 +300,11 @@ impl TestMesh {
             scrapers: Vec::new(),
             archivers: Vec::new(),
             data_dir,
-            dispatcher_args: owned(dispatcher_args),
-            scraper_args: owned(scraper_args),
+            dispatcher_args: owned(setup.dispatcher_args),
+            scraper_args: owned(setup.scraper_args),
             environment,
-            tls: None,
-            placement,
+            tls,
+            placement: setup.placement,
         };
         for index in 0..topology.archivers {
             let process = mesh.start_archiver(index).await?;
@@ -353,18 +412,12 @@ impl TestMesh {
     pub async fn restart_directory(&mut self) -> anyhow::Result<()> {
         self.directory.kill().await;
         let place = &self.placement.directory;
-        let listen = SocketAddr::new(place.listen, self.directory.address.port()).to_string();
-        let ttl = format!("{}ms", LEASE_TTL.as_millis());
+        let port = self.directory.address.port();
         let started = std::time::Instant::now();
         // The old socket may take a moment to be released.
         self.directory = loop {
-            let args = ["directory", "--listen", &listen, "--lease-ttl", &ttl];
-            match OwlmeshProcess::start_under(&place.command_prefix, &args, &self.environment).await
-            {
-                Ok(mut process) => {
-                    process.address = place.reached_at(process.address);
-                    break process;
-                }
+            match start_directory(place, port, &self.environment, self.tls.as_ref()).await {
+                Ok(process) => break process,
                 Err(error) if started.elapsed() > Duration::from_secs(5) => return Err(error),
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
@@ -496,13 +549,44 @@ impl TestMesh {
         index: usize,
         args: &[String],
     ) -> anyhow::Result<OwlmeshProcess> {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let place = self.placement.of(kind, index);
+        let mut args = args.to_vec();
+        if let Some(tls) = &self.tls {
+            // The instance id follows `--id`.
+            let id = args.iter().skip_while(|arg| *arg != "--id").nth(1);
+            let id = id.context("a service's arguments name its --id")?;
+            args.extend(tls.service_args(id, place.host)?);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut process =
             OwlmeshProcess::start_under(&place.command_prefix, &args, &self.environment).await?;
         process.address = place.reached_at(process.address);
         Ok(process)
     }
+}
+
+/// Starts a directory at `place` on `port` (0: a free one), with a certificate of its own
+/// over TLS. It registers nobody, itself included: it takes no --advertise, and the others
+/// are given the address it is reached at.
+async fn start_directory(
+    place: &Place,
+    port: u16,
+    environment: &[(String, String)],
+    tls: Option<&MeshTls>,
+) -> anyhow::Result<OwlmeshProcess> {
+    let listen = SocketAddr::new(place.listen, port).to_string();
+    let ttl = format!("{}ms", LEASE_TTL.as_millis());
+    let mut args: Vec<String> = ["directory", "--listen", &listen, "--lease-ttl", &ttl]
+        .map(str::to_owned)
+        .to_vec();
+    if let Some(tls) = tls {
+        args.extend(tls.service_args("directory", place.host)?);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut process =
+        OwlmeshProcess::start_under(&place.command_prefix, &args, environment).await?;
+    process.address = place.reached_at(process.address);
+    Ok(process)
 }
 
 fn rand_suffix() -> u64 {
