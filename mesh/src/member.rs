@@ -126,7 +126,7 @@ pub fn check_advertise(address: &str) -> std::result::Result<(), String> {
 }
 
 /// The address a member registers: `advertise`, its port 0 replaced by the port of `bound`;
-/// without it, `bound` itself, refused when it is unspecified (0.0.0.0 or [::]), since a
+/// without it, `bound` itself, refused when it is unspecified (`0.0.0.0` or `[::]`), since a
 /// registration nobody can dial would take its share of the work and never do it.
 pub fn advertised_address(advertise: Option<&str>, bound: SocketAddr) -> Result<String> {
     let invalid = |reason: String| MeshError::InvalidArgument {
