@@ -7,8 +7,13 @@
 //! product of the site exported exactly once. docs/faults.md quotes the figures these tests
 //! print.
 //!
-//! The dispatchers share one SQLite frontier file: the filesystem is shared between the
-//! namespaces, and SQLite's file locks work across them.
+//! The dispatchers share one frontier and the archivers keep their shards on PostgreSQL,
+//! reached over the bridge: the server listens on loopback only, so this process forwards
+//! a port of its bridge address to it (`support/forward.rs`), and a host cut off finds its
+//! database connections stalled. Each test has a database of its own, dropped at its end.
+//! Without `OWLMESH_TEST_POSTGRES_URL` they share one SQLite frontier file instead (the
+//! filesystem is shared between the namespaces, and SQLite's file locks work across them),
+//! and the run says loudly that PostgreSQL was skipped.
 //!
 //! Where namespaces cannot be made (not root, no iproute2), each test says SKIPPED loudly
 //! and returns. The tests run one at a time: they measure gaps in wall-clock time.
@@ -25,8 +30,10 @@ use owlmesh_proto::v1::dispatcher_client::DispatcherClient;
 use owlmesh_proto::v1::{Job, JobRequest, ListRequest};
 use owlmesh_site::{CatalogueJob, Site, SiteConfig};
 use owlmesh_tests::eventually;
+use support::forward::Forwarder;
 use support::mesh::{LEASE_TTL, MeshSetup, Placement, TestMesh, Topology};
 use support::netns::Network;
+use support::postgres::FreshDatabase;
 use support::{OwlmeshProcess, counter, queue};
 
 /// One test at a time (see the file's header).
@@ -62,13 +69,60 @@ const ASSIGNMENT_LEASE: &str = "4s";
 /// The heartbeat interval the directory gives with its leases (a third of the TTL).
 const HEARTBEAT: Duration = LEASE_TTL.checked_div(3).unwrap();
 
+/// How long PostgreSQL keeps a frontier transaction open whose dispatcher went silent
+/// (`idle_in_transaction_session_timeout` in the dispatchers' URL). The dispatcher sets no
+/// such bound itself (docs/faults.md): a primary that vanishes mid-transaction keeps its row
+/// locks on the server, which never sees it gone while the connection to it (here, the
+/// forwarder's) is alive, and the standby waits on them for good. Short, because the
+/// primary's other transactions queued on those locks take them in turn, each for this long,
+/// and the standby must lead within the lease TTL and a heartbeat.
+const FRONTIER_IDLE_TRANSACTION_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// A crawl across hosts: the network, the site, the mesh and the job. Fields drop in order:
-/// the mesh's processes are killed before the network is removed.
+/// the mesh's processes are killed before their database is dropped and the network is
+/// removed.
 struct Crawl {
     mesh: TestMesh,
     site: Site,
     job: String,
+    postgres: Option<Postgres>,
     network: Network,
+}
+
+/// The PostgreSQL database of a crawl and the forwarder the hosts reach it through.
+struct Postgres {
+    forwarder: Forwarder,
+    database: FreshDatabase,
+}
+
+impl Postgres {
+    /// A fresh database and a forwarder to its server on the root namespace's bridge
+    /// address, or `None` (after a loud notice) where no server is given.
+    async fn start(network: &Network) -> Option<Self> {
+        let skipped = "the multi-host suite kept its frontier and archive on SQLite, not on \
+                       PostgreSQL over the bridge";
+        let database = FreshDatabase::create("owl_hosts", skipped).await.unwrap()?;
+        let listen = SocketAddr::new(network.root_address().into(), 0);
+        let server = database.server_address().unwrap();
+        let forwarder = Forwarder::start(listen, server).await.unwrap();
+        Some(Self {
+            forwarder,
+            database,
+        })
+    }
+
+    /// The database's URL as the hosts reach it.
+    fn url(&self) -> String {
+        self.database.url_via(self.forwarder.address)
+    }
+
+    /// The frontier's URL: the database's, with the bound on silent transactions.
+    fn frontier_url(&self) -> String {
+        let timeout = FRONTIER_IDLE_TRANSACTION_TIMEOUT.as_millis();
+        let url = self.url();
+        let separator = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{separator}options=-c%20idle_in_transaction_session_timeout%3D{timeout}")
+    }
 }
 
 impl Crawl {
@@ -101,11 +155,18 @@ impl Crawl {
             archivers: 2,
         };
         let subnet = network.subnet();
+        let postgres = Postgres::start(&network).await;
+        let frontier = postgres.as_ref().map(Postgres::frontier_url);
+        let mut dispatcher_args = vec!["--lease", ASSIGNMENT_LEASE];
+        if let Some(frontier) = &frontier {
+            dispatcher_args.extend(["--database", frontier]);
+        }
         let setup = MeshSetup {
             placement,
-            dispatcher_args: &["--lease", ASSIGNMENT_LEASE],
+            dispatcher_args: &dispatcher_args,
             scraper_args: &["--allow-network", &subnet],
             tls: true,
+            archive_database: postgres.as_ref().map(Postgres::url),
             ..MeshSetup::default()
         };
         let mesh = TestMesh::start_placed(topology, setup).await.unwrap();
@@ -121,6 +182,7 @@ impl Crawl {
             mesh,
             site,
             job,
+            postgres,
             network,
         })
     }
@@ -246,6 +308,42 @@ impl Crawl {
     }
 }
 
+impl Crawl {
+    /// With PostgreSQL, the frontier and every archive shard are in the test's database
+    /// and no SQLite file was made; without it, the frontier is the shared SQLite file.
+    async fn assert_stored_where_configured(&self) {
+        let data = self.mesh.data_dir.path();
+        let Some(postgres) = &self.postgres else {
+            assert!(data.join("frontier.sqlite3").exists(), "no SQLite frontier");
+            return;
+        };
+        let url = postgres.database.url();
+        let queued = rows(url, "public", "frontier_urls").await;
+        let products = self.site.expected_products().len() as i64;
+        assert!(queued > products, "{queued} URLs in the frontier");
+        for index in 0..self.mesh.archivers.len() {
+            let pages = rows(url, &format!("archive_{index}"), "pages").await;
+            assert!(pages > 0, "no page archived in archive_{index}");
+        }
+        for file in ["frontier.sqlite3", "archive-0.sqlite", "archive-1.sqlite"] {
+            assert!(!data.join(file).exists(), "{file} was made");
+        }
+    }
+}
+
+/// Rows of `table` in `schema` of the database at `url`.
+async fn rows(url: &str, schema: &str, table: &str) -> i64 {
+    use sqlx::Connection as _;
+    let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
+    let statement = format!("SELECT count(*) FROM {schema}.{table}");
+    let (rows,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(statement))
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    connection.close().await.ok();
+    rows
+}
+
 /// Ids of the live instances of `kind` in the directory (an error while it is away).
 async fn live_ids(mesh: &TestMesh, kind: &str) -> anyhow::Result<BTreeSet<String>> {
     let channel = mesh.channel(mesh.directory_address()).await?;
@@ -317,6 +415,7 @@ async fn a_crawl_across_hosts_exports_the_catalogue_exactly_once() {
     let took = crawl.wait_done().await;
     println!("crawl across hosts done in {took:?}");
     crawl.assert_catalogue_exported_once().await;
+    crawl.assert_stored_where_configured().await;
     // The pages came over the bridge to the scrapers' hosts (which scraper owns which of
     // the site's hosts is the ring's choice, so one of them may own none).
     let mut fetched = 0;

@@ -110,6 +110,9 @@ pub struct TestMesh {
     pub tls: Option<MeshTls>,
     /// Where its processes run.
     pub placement: Placement,
+    /// The PostgreSQL database of the archivers' shards, each in schema `archive_N`; `None`
+    /// for an SQLite file per shard in the data folder.
+    pub archive_database: Option<String>,
 }
 
 /// The TLS of a [`TestMesh`]: its private CA, its files and what this process dials it with.
@@ -196,6 +199,9 @@ pub struct MeshSetup<'a> {
     /// Mutual TLS: a private CA of the mesh's own issues every service a certificate for the
     /// address it is reached at, and this process and the CLI runs a client certificate.
     pub tls: bool,
+    /// A PostgreSQL URL: the archivers' shards go there, each in schema `archive_N`, as
+    /// `owlmesh up --archive-database` puts them.
+    pub archive_database: Option<String>,
 }
 
 /// A kind of service a [`TestMesh`] runs several of.
@@ -305,6 +311,7 @@ impl TestMesh {
             environment,
             tls,
             placement: setup.placement,
+            archive_database: setup.archive_database,
         };
         for index in 0..topology.archivers {
             let process = mesh.start_archiver(index).await?;
@@ -362,12 +369,22 @@ impl TestMesh {
         args
     }
 
-    /// Starts archiver `index` with its own shard file.
+    /// Starts archiver `index` with its own shard: a file, or a schema of the mesh's
+    /// archive database.
     pub async fn start_archiver(&self, index: usize) -> anyhow::Result<OwlmeshProcess> {
-        let database = self.data().join(format!("archive-{index}.sqlite"));
+        let database = match &self.archive_database {
+            Some(url) => {
+                let separator = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{separator}options=-c%20search_path%3Darchive_{index}")
+            }
+            None => {
+                let file = self.data().join(format!("archive-{index}.sqlite"));
+                file.display().to_string()
+            }
+        };
         let mut args = vec!["archiver".to_owned()];
         args.extend(self.common_args(Kind::Archiver, index, format!("archiver-{index}")));
-        args.extend(["--database".into(), database.display().to_string()]);
+        args.extend(["--database".into(), database]);
         self.start_process(Kind::Archiver, index, &args).await
     }
 

@@ -1,13 +1,16 @@
 //! Shared helpers of the end-to-end tests: the `owlmesh` binary as a child process,
 //! in-process servers on 127.0.0.1:0, and an "eventually" poll with a deadline; hosts made
-//! of network namespaces for the multi-host tests.
+//! of network namespaces, a TCP forwarder and fresh PostgreSQL databases for the multi-host
+//! tests.
 
 #![allow(dead_code, unreachable_pub)]
 
 pub mod collector;
+pub mod forward;
 pub mod grpcurl;
 pub mod mesh;
 pub mod netns;
+pub mod postgres;
 pub mod reflection;
 
 use std::net::SocketAddr;
