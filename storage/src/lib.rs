@@ -23,6 +23,6 @@ mod transaction;
 
 pub use durability::{Durability, UnknownDurability};
 pub use error::{Result, StorageError, Transient, transient};
-pub use pool::{Backend, Pool, Schema, is_postgres_url};
+pub use pool::{Backend, POSTGRES_IDLE_IN_TRANSACTION_TIMEOUT, Pool, Schema, is_postgres_url};
 pub use statement::{BothRows, Param, Statement};
 pub use transaction::WriteTx;

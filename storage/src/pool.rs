@@ -17,6 +17,16 @@ use crate::transaction::WriteTx;
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a caller waits for a free pooled connection.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a PostgreSQL session of ours may sit inside a transaction without sending the
+/// next statement before the server ends it (`idle_in_transaction_session_timeout`).
+///
+/// A process whose host vanishes mid-transaction (no FIN, no RST) would otherwise keep its
+/// row locks until the server's TCP keep-alive notices, two hours by default, and a standby
+/// dispatcher taking over would wait on them all that time. Our transactions never pause
+/// between statements for more than the time to build the next one (microseconds to a few
+/// milliseconds), so half a second only ever ends a dead one. A URL that sets the parameter
+/// itself (`options=-c idle_in_transaction_session_timeout=…`) keeps its own.
+pub const POSTGRES_IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Which database a store lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,9 +163,14 @@ impl Pool {
 }
 
 async fn connect_postgres(url: &str, max_connections: u32, migrator: &Migrator) -> Result<Pool> {
-    let options = PgConnectOptions::from_str(url)?;
+    let mut options = PgConnectOptions::from_str(url)?;
     if let Some(schema) = search_path_schema(&options) {
         create_schema(&options, &schema).await?;
+    }
+    let given = options.get_options().unwrap_or_default();
+    if !given.contains("idle_in_transaction_session_timeout") {
+        let timeout = POSTGRES_IDLE_IN_TRANSACTION_TIMEOUT.as_millis().to_string();
+        options = options.options([("idle_in_transaction_session_timeout", timeout)]);
     }
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)

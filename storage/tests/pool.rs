@@ -165,3 +165,42 @@ async fn sqlite_writers_of_several_processes_queue_instead_of_failing() {
     second.close().await;
     database.remove().await;
 }
+
+/// A PostgreSQL session of ours that goes silent inside a transaction (its host vanished)
+/// is ended by the server after POSTGRES_IDLE_IN_TRANSACTION_TIMEOUT, so its row locks do
+/// not hold up the others; a URL that sets its own bound keeps it.
+#[tokio::test]
+async fn postgres_sessions_end_a_silent_transaction_unless_the_url_says_otherwise() {
+    let Some(database) = TestDatabase::postgres().await else {
+        return;
+    };
+    let timeout = owlmesh_storage::POSTGRES_IDLE_IN_TRANSACTION_TIMEOUT;
+    let separator = if database.url().contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    let own = format!(
+        "{}{separator}options=-c%20idle_in_transaction_session_timeout%3D7000",
+        database.url()
+    );
+    for (url, expected) in [
+        (
+            database.url().to_owned(),
+            format!("{}ms", timeout.as_millis()),
+        ),
+        (own, "7s".to_owned()),
+    ] {
+        let pool = Pool::connect(&url, 2, &schema()).await.unwrap();
+        let Pool::Postgres(connections) = &pool else {
+            panic!("a postgres:// URL opens PostgreSQL");
+        };
+        let (setting,): (String,) = sqlx::query_as("SHOW idle_in_transaction_session_timeout")
+            .fetch_one(connections)
+            .await
+            .unwrap();
+        assert_eq!(setting, expected, "{url}");
+        pool.close().await;
+    }
+    database.remove().await;
+}
