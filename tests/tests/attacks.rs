@@ -11,7 +11,6 @@
 
 mod support;
 
-use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -81,17 +80,7 @@ async fn a_job_cannot_lead_a_scraper_outside_the_allowed_networks() {
         forbidden.requests()
     );
     // The crawl of the allowed site is whole.
-    let items = mesh.export(&id, false).await.unwrap();
-    let urls: BTreeSet<String> = items
-        .iter()
-        .filter_map(|item| item["url"].as_str().map(str::to_owned))
-        .collect();
-    let expected: BTreeSet<String> = allowed
-        .expected_products()
-        .into_iter()
-        .map(|product| product.url)
-        .collect();
-    assert_eq!(urls, expected);
+    mesh.assert_every_product_once(&id, &allowed).await;
     // Each refusal says what was refused and why.
     let outcomes = mesh.events(&id, "outcome").await.unwrap();
     let refusal = |url: &str| {
@@ -389,18 +378,7 @@ async fn a_poison_url_fails_after_its_retries_and_the_crawl_around_it_completes(
         poison_site.request_count(&poison) >= 1,
         "the poison URL was fetched"
     );
-    let items = mesh.export(&id, false).await.unwrap();
-    let urls: BTreeSet<String> = items
-        .iter()
-        .filter_map(|item| item["url"].as_str().map(str::to_owned))
-        .collect();
-    let expected: BTreeSet<String> = site
-        .expected_products()
-        .into_iter()
-        .map(|product| product.url)
-        .collect();
-    assert_eq!(urls, expected, "every product exactly once");
-    assert_eq!(items.len(), expected.len(), "every product exactly once");
+    mesh.assert_every_product_once(&id, &site).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -524,16 +502,5 @@ async fn a_huge_job_spec_is_refused_naming_its_field_and_the_crawl_around_it_com
     mesh.wait_done(&crawl, Duration::from_secs(60))
         .await
         .unwrap();
-    let items = mesh.export(&crawl, false).await.unwrap();
-    let urls: BTreeSet<String> = items
-        .iter()
-        .filter_map(|item| item["url"].as_str().map(str::to_owned))
-        .collect();
-    let expected: BTreeSet<String> = site
-        .expected_products()
-        .into_iter()
-        .map(|product| product.url)
-        .collect();
-    assert_eq!(urls, expected, "every product");
-    assert_eq!(items.len(), expected.len(), "every product exactly once");
+    mesh.assert_every_product_once(&crawl, &site).await;
 }

@@ -34,7 +34,7 @@ use owlmesh_tests::eventually;
 use support::forward::Forwarder;
 use support::mesh::{LEASE_TTL, MeshSetup, Placement, TestMesh, Topology};
 use support::netns::Network;
-use support::postgres::FreshDatabase;
+use support::postgres::{FreshDatabase, count_rows};
 use support::{OwlmeshProcess, counter, queue};
 
 /// One test at a time (see the file's header).
@@ -302,30 +302,17 @@ impl Crawl {
             return;
         };
         let url = postgres.database.url();
-        let queued = rows(url, "public", "frontier_urls").await;
+        let queued = count_rows(url, "public", "frontier_urls").await;
         let products = self.site.expected_products().len() as i64;
         assert!(queued > products, "{queued} URLs in the frontier");
         for index in 0..self.mesh.archivers.len() {
-            let pages = rows(url, &format!("archive_{index}"), "pages").await;
+            let pages = count_rows(url, &format!("archive_{index}"), "pages").await;
             assert!(pages > 0, "no page archived in archive_{index}");
         }
         for file in ["frontier.sqlite3", "archive-0.sqlite", "archive-1.sqlite"] {
             assert!(!data.join(file).exists(), "{file} was made");
         }
     }
-}
-
-/// Rows of `table` in `schema` of the database at `url`.
-async fn rows(url: &str, schema: &str, table: &str) -> i64 {
-    use sqlx::Connection as _;
-    let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
-    let statement = format!("SELECT count(*) FROM {schema}.{table}");
-    let (rows,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(statement))
-        .fetch_one(&mut connection)
-        .await
-        .unwrap();
-    connection.close().await.ok();
-    rows
 }
 
 /// Ids of the live instances of `kind` in the directory (an error while it is away).

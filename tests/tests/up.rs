@@ -17,6 +17,7 @@ use tokio::process::{Child, Command};
 
 use owlmesh_tests::eventually;
 use support::owlmesh_bin;
+use support::postgres::{FreshDatabase, count_rows};
 
 /// Products in the demo shop: enough for listings that paginate, small enough to be quick.
 const PRODUCTS: usize = 300;
@@ -368,78 +369,14 @@ async fn the_demo_crawls_every_product_and_ctrl_c_stops_every_child() {
     );
 }
 
-/// The variable naming the PostgreSQL server to test against, as the storage tests read it.
-const POSTGRES_URL_VARIABLE: &str = "OWLMESH_TEST_POSTGRES_URL";
-
-/// A database of its own on the test server for one test, or `None` (said loudly, past the
-/// harness's output capture) when no server is given.
-async fn fresh_postgres_database() -> Option<(String, String)> {
-    use sqlx::Connection as _;
-    use std::io::Write as _;
-    let Some(server) = std::env::var(POSTGRES_URL_VARIABLE)
-        .ok()
-        .filter(|url| !url.is_empty())
-    else {
-        let notice = format!(
-            "\n\n*** POSTGRESQL SKIPPED: `owlmesh up --database` was not tested; set \
-             {POSTGRES_URL_VARIABLE} (e.g. postgres://postgres@127.0.0.1:5432/test) to run it ***\n\n"
-        );
-        std::io::stderr().write_all(notice.as_bytes()).ok();
-        return None;
-    };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let name = format!("owlmesh_up_{}_{nanos}", std::process::id());
-    let mut connection = sqlx::PgConnection::connect(&server).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut connection)
-        .await
-        .unwrap();
-    connection.close().await.ok();
-    let mut url = url::Url::parse(&server).unwrap();
-    url.set_path(&name);
-    Some((server, url.to_string()))
-}
-
-/// Drops a database [`fresh_postgres_database`] made, its sessions closed first.
-async fn drop_postgres_database(server: &str, database: &str) {
-    use sqlx::Connection as _;
-    let name = url::Url::parse(database)
-        .unwrap()
-        .path()
-        .trim_start_matches('/')
-        .to_owned();
-    let mut connection = sqlx::PgConnection::connect(server).await.unwrap();
-    let statement = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-    sqlx::query(sqlx::AssertSqlSafe(statement))
-        .execute(&mut connection)
-        .await
-        .unwrap();
-    connection.close().await.ok();
-}
-
-/// Rows of `table` in `schema` of the database at `url`.
-async fn postgres_rows(url: &str, schema: &str, table: &str) -> i64 {
-    use sqlx::Connection as _;
-    let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
-    let statement = format!("SELECT count(*) FROM {schema}.{table}");
-    let (rows,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(statement))
-        .fetch_one(&mut connection)
-        .await
-        .unwrap();
-    connection.close().await.ok();
-    rows
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_crawls_on_postgresql_with_each_archiver_in_its_schema() {
-    use futures::FutureExt as _;
-    let Some((server, database)) = fresh_postgres_database().await else {
+    let skipped = "`owlmesh up --database` was not tested";
+    let Some(fresh) = FreshDatabase::create("owlmesh_up", skipped).await.unwrap() else {
         return;
     };
-    let outcome = std::panic::AssertUnwindSafe(async {
+    let database = fresh.url().to_owned();
+    {
         let data_dir = tempfile::tempdir().unwrap();
         let products = PRODUCTS.to_string();
         let extra = [
@@ -483,19 +420,14 @@ async fn the_demo_crawls_on_postgresql_with_each_archiver_in_its_schema() {
         for file in ["frontier.sqlite3", "archive-0.sqlite", "archive-1.sqlite"] {
             assert!(!data_dir.path().join(file).exists(), "{file} was made");
         }
-        let queued = postgres_rows(&database, "public", "frontier_urls").await;
+        let queued = count_rows(&database, "public", "frontier_urls").await;
         assert!(queued > PRODUCTS as i64, "{queued} URLs in the frontier");
         for schema in ["archive_0", "archive_1"] {
-            let pages = postgres_rows(&database, schema, "pages").await;
+            let pages = count_rows(&database, schema, "pages").await;
             assert!(pages > 0, "no page archived in {schema}");
         }
-    })
-    .catch_unwind()
-    .await;
-    drop_postgres_database(&server, &database).await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
     }
+    // `fresh` drops the database here, or as the test unwinds from a failed assertion.
 }
 
 #[tokio::test]

@@ -538,6 +538,22 @@ impl TestMesh {
         owned
     }
 
+    /// Asserts that job `id`'s export holds every product of `site` exactly once.
+    pub async fn assert_every_product_once(&self, id: &str, site: &owlmesh_site::Site) {
+        let items = self.export(id, false).await.unwrap();
+        let urls: std::collections::BTreeSet<String> = items
+            .iter()
+            .filter_map(|item| item["url"].as_str().map(str::to_owned))
+            .collect();
+        let expected: std::collections::BTreeSet<String> = site
+            .expected_products()
+            .into_iter()
+            .map(|product| product.url)
+            .collect();
+        assert_eq!(urls, expected, "every product");
+        assert_eq!(items.len(), expected.len(), "every product exactly once");
+    }
+
     /// The job's exported data items (or documents), one JSON value per line.
     pub async fn export(
         &self,

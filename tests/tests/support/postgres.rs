@@ -86,6 +86,18 @@ impl FreshDatabase {
     }
 }
 
+/// Rows of `table` in `schema` of the database at `url`.
+pub async fn count_rows(url: &str, schema: &str, table: &str) -> i64 {
+    let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
+    let statement = format!("SELECT count(*) FROM {schema}.{table}");
+    let (rows,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(statement))
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    connection.close().await.ok();
+    rows
+}
+
 impl Drop for FreshDatabase {
     /// Drops the database on a thread of its own (a drop cannot await, and may run while a
     /// test panics); an error is printed, not raised.
